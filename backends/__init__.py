@@ -1,0 +1,1 @@
+"""Firewall drivers, installed as syslogban.backends (see DESIGN.md)."""

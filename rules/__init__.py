@@ -1,0 +1,1 @@
+"""Bundled signature files (data, not code), installed as syslogban.rules."""

@@ -1,0 +1,83 @@
+"""The detection pipeline: chunks of records in, detections and counters out.
+
+Rules of this file:
+* Pure: it ties scanner, record parser and matcher together and counts;
+  reading, printing and blocking belong to its callers (check, daemon).
+* Every input line is counted exactly once: parsed, or rejected with a reason.
+  Lines the scanner passes over are parsed lines by the scanner's contract.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .matcher import Attack, Matcher
+from .record import Malformed, Record, RecordParser
+from .scanner import Scanner
+
+
+@dataclass(slots=True)
+class Counters:
+    lines: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    attacks: Counter[str] = field(default_factory=Counter)  # per signature id
+
+    @property
+    def parsed(self) -> int:
+        return self.lines - self.rejected.total()
+
+
+class Detection(NamedTuple):
+    lineno: int  # 1-based over every line fed
+    attack: Attack
+    record: Record
+
+
+class Pipeline:
+    __slots__ = ("parser", "matcher", "scanner", "counters")
+
+    def __init__(self, parser: RecordParser, matcher: Matcher, scanner: Scanner) -> None:
+        self.parser = parser
+        self.matcher = matcher
+        self.scanner = scanner
+        self.counters = Counters()
+
+    def feed(self, chunk: bytes, now: float) -> list[Detection]:
+        """Detections in `chunk`: whole records, each ending in a newline."""
+        counters = self.counters
+        found: list[Detection] = []
+        spans = self.scanner.lines(chunk)
+        if spans is None:
+            lines = chunk.split(b"\n")[:-1]
+            for line in lines:
+                counters.lines += 1
+                self._one(line, counters.lines, now, found)
+            return found
+        # Line numbers are counted only up to each candidate: one pass in all.
+        pos = 0
+        for start, end in spans:
+            counters.lines += chunk.count(b"\n", pos, start) + 1
+            pos = end + 1
+            self._one(chunk[start:end], counters.lines, now, found)
+        counters.lines += chunk.count(b"\n", pos)
+        return found
+
+    def feed_record(self, data: bytes, now: float) -> Detection | None:
+        """One record that arrived whole (a datagram, an octet-counted frame)."""
+        self.counters.lines += 1
+        found: list[Detection] = []
+        self._one(data, self.counters.lines, now, found)
+        return found[0] if found else None
+
+    def _one(self, line: bytes, lineno: int, now: float, found: list[Detection]) -> None:
+        try:
+            record = self.parser.parse(line, now)
+        except Malformed as exc:
+            self.counters.rejected[exc.reason] += 1
+            return
+        attack = self.matcher.match(record)
+        if attack is not None:
+            self.counters.attacks[attack.signature] += 1
+            found.append(Detection(lineno, attack, record))

@@ -1,0 +1,265 @@
+"""Syslog records: the bytes of one record in, one `Record` (or a rejection) out.
+
+Rules of this file:
+* Pure: no I/O and no clock. The receive time (`now`) and the zone of
+  timestamps that carry none are arguments, so every result is reproducible.
+* It knows every header form a receiver meets and nothing about services,
+  signatures or addresses.
+* A record is taken whole or rejected whole, with a reason from
+  REJECT_REASONS. It is never split, truncated or repaired: a piece of a long
+  record parsed as a record of its own is how attackers smuggle text into a
+  position the daemon itself writes.
+
+Theory of operation: the byte-level checks come first (size, NUL, control
+characters, UTF-8, blank), then the header. `<PRI>1 ` announces RFC 5424;
+anything else is tried as `[<PRI>]TIMESTAMP [HOST] TAG[PID]: MSG` with an
+RFC 3164 or ISO 8601 timestamp. What has no recognisable header is a bare
+message: it is kept, with no program, and only tag-free signatures see it.
+An invalid PRI is part of the message (RFC 3164 section 4.3.3); an impossible
+date leaves the timestamp unknown. Hence the invariant the bulk scanner relies
+on: every non-blank printable ASCII line within the size limit parses.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+from datetime import datetime, timedelta, timezone, tzinfo
+
+DEFAULT_MAX_SIZE = 8192
+
+REJECT_REASONS: dict[str, str] = {
+    "too-long": "longer than the record size limit (rejected whole, never split)",
+    "nul-byte": "contains a NUL byte",
+    "control-char": "contains control characters (binary or multi-line data)",
+    "invalid-utf8": "is not valid UTF-8",
+    "empty": "is empty or blank",
+}
+
+FACILITIES: tuple[str, ...] = (
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
+    "uucp", "cron", "authpriv", "ftp", "ntp", "security", "console",
+    "solaris-cron", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+)
+
+MONTHS: dict[str, int] = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
+         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)
+}
+
+# A date this far ahead of the receiver's clock belongs to an earlier year;
+# less than that is clock skew between sender and receiver.
+FUTURE_SLACK = 3600.0
+_YEARS_BACK = 8  # enough to reach the previous 29 February
+
+# Only tab is allowed among C0 controls; CR only as part of a CRLF ending.
+_CONTROL = re.compile(r"[\x01-\x08\x0a-\x1f\x7f]")
+_PRI = re.compile(r"<(\d{1,3})>")
+
+_TAG = r"(?P<prog>[^\s\[\]:]{1,64})(?:\[(?P<pid>\d{1,10})\])?: ?(?P<msg>.*)"
+_HOST = r"(?P<host>[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{0,41}|[^\s\[\]:]{1,255})"
+_BSD_TS = (r"(?P<bsd>(?P<mon>[A-Z][a-z]{2}) {1,2}(?P<day>\d{1,2}) "
+           r"(?P<hms>\d\d:\d\d:\d\d))(?P<frac>\.\d{1,9})?")
+_ISO_TS = (r"(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?P<ifrac>\.\d{1,9})?"
+           r"(?P<off>Z|[+-]\d\d:?\d\d)?")
+_TIMESTAMP = re.compile(rf"(?:{_BSD_TS}|{_ISO_TS}) +", re.DOTALL)
+# The usual form in one expression: [<PRI>]TIMESTAMP [HOST ]TAG[PID]: MSG.
+_COMMON = re.compile(rf"(?:<(?P<pri>\d{{1,3}})>)?(?:{_BSD_TS}|{_ISO_TS}) +(?:{_HOST} )?{_TAG}",
+                     re.DOTALL)
+_HOST_TAG = re.compile(rf"(?:{_HOST} )?{_TAG}", re.DOTALL)
+_HOST_ONLY = re.compile(r"(?P<host>[^\s]{1,255})(?: (?P<msg>.*))?", re.DOTALL)
+_TAG_ONLY = re.compile(_TAG, re.DOTALL)
+
+_SD_ELEMENT = r'\[[^\]"]*(?:"(?:[^"\\]|\\.)*"[^\]"]*)*\]'
+_RFC5424 = re.compile(
+    r"1 (?P<ts>-|\S{1,64}) (?P<host>\S{1,255}) (?P<app>\S{1,48}) "
+    rf"(?P<procid>\S{{1,128}}) (?P<msgid>\S{{1,32}}) (?P<sd>-|(?:{_SD_ELEMENT})+)"
+    r"(?: (?P<msg>.*))?$", re.DOTALL)
+_ISO_FULL = re.compile(rf"{_ISO_TS}$")
+
+
+class Malformed(ValueError):
+    """A record that cannot be taken; `reason` is a key of REJECT_REASONS."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"record {REJECT_REASONS[reason]}")
+        self.reason = reason
+
+
+class Record(NamedTuple):
+    """One parsed record. A NamedTuple: immutable like a frozen dataclass, but
+    built four times faster (0.27 against 1.1 us, measured), and the parser
+    builds one for every candidate line."""
+
+    message: str
+    program: str | None = None
+    pid: int | None = None
+    hostname: str | None = None
+    timestamp: float | None = None  # seconds since the epoch, None if unknown
+    facility: int | None = None
+    severity: int | None = None
+
+
+class RecordParser:
+    """Parses records; holds its limits and a small timestamp cache.
+
+    The cache is what makes timestamps cheap (a log repeats the same second
+    many times); it is flushed every hour of `now` so that year inference
+    follows the clock.
+    """
+
+    __slots__ = ("max_size", "tz", "_cache", "_cache_hour")
+
+    def __init__(self, max_size: int = DEFAULT_MAX_SIZE, tz: tzinfo | None = None) -> None:
+        self.max_size = max_size
+        self.tz = tz  # None: the local time of the C library (TZ)
+        self._cache: dict[str, float | None] = {}
+        self._cache_hour = -1
+
+    def parse(self, data: bytes, now: float) -> Record:
+        if data.endswith(b"\n"):
+            data = data[:-1]
+        if data.endswith(b"\r"):
+            data = data[:-1]
+        if len(data) > self.max_size:
+            raise Malformed("too-long")
+        if b"\0" in data:
+            raise Malformed("nul-byte")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Malformed("invalid-utf8") from None
+        if not text.isprintable() and _CONTROL.search(text):  # isprintable: fast path
+            raise Malformed("control-char")
+        if not text.strip(" \t"):
+            raise Malformed("empty")
+        hour = int(now // 3600)
+        if hour != self._cache_hour or len(self._cache) > 4096:
+            self._cache.clear()
+            self._cache_hour = hour
+        m = _COMMON.fullmatch(text)
+        if m is not None:
+            pri = m.group("pri")
+            if pri is None:
+                return _tagged(m, self._timestamp(m, now), None, None)
+            value = int(pri)
+            if value < 192:
+                return _tagged(m, self._timestamp(m, now), value >> 3, value & 7)
+        return self._header(text, now)
+
+    def _header(self, text: str, now: float) -> Record:
+        facility = severity = None
+        pos = 0
+        pri = _PRI.match(text)
+        if pri and int(pri.group(1)) < 192:
+            value = int(pri.group(1))
+            facility, severity = value >> 3, value & 7
+            pos = pri.end()
+            if text.startswith("1 ", pos):
+                record = self._rfc5424(text, pos, facility, severity, now)
+                if record is not None:
+                    return record
+        ts = _TIMESTAMP.match(text, pos)
+        if ts is None:
+            tagged = _TAG_ONLY.fullmatch(text, pos) if pri else None
+            if tagged is None:
+                return Record(text[pos:], facility=facility, severity=severity)
+            return _tagged(tagged, None, facility, severity)
+        timestamp = self._timestamp(ts, now)
+        rest = ts.end()
+        tagged = _HOST_TAG.fullmatch(text, rest)
+        if tagged is not None:
+            return _tagged(tagged, timestamp, facility, severity)
+        host = _HOST_ONLY.fullmatch(text, rest)
+        if host is None:
+            return Record(text[rest:], timestamp=timestamp, facility=facility, severity=severity)
+        return Record(host.group("msg") or "", hostname=host.group("host"),
+                      timestamp=timestamp, facility=facility, severity=severity)
+
+    def _rfc5424(self, text: str, pos: int, facility: int, severity: int,
+                 now: float) -> Record | None:
+        m = _RFC5424.match(text, pos)
+        if m is None:
+            return None
+        timestamp = None
+        if m.group("ts") != "-":
+            iso = _ISO_FULL.match(m.group("ts"))
+            if iso is None:
+                return None
+            timestamp = self._timestamp(iso, now)
+        msg = m.group("msg") or ""
+        if msg.startswith("\ufeff"):
+            msg = msg[1:]
+        procid = m.group("procid")
+        return Record(
+            msg,
+            program=_nil(m.group("app")),
+            pid=int(procid) if procid.isdigit() and len(procid) <= 10 else None,
+            hostname=_nil(m.group("host")),
+            timestamp=timestamp, facility=facility, severity=severity)
+
+    def _timestamp(self, m: re.Match[str], now: float) -> float | None:
+        if m.group("iso") is not None:
+            key = m.group("iso") + (m.group("off") or "")
+            frac = m.group("ifrac")
+        else:
+            key = m.group("bsd")
+            frac = m.group("frac")
+        try:
+            base = self._cache[key]
+        except KeyError:
+            base = self._cache[key] = (
+                self._iso(m) if m.group("iso") is not None else self._bsd(m, now))
+        if base is None or frac is None:
+            return base
+        return base + float(frac)
+
+    def _iso(self, m: re.Match[str]) -> float | None:
+        off = m.group("off")
+        zone: tzinfo | None = self.tz
+        if off == "Z":
+            zone = timezone.utc
+        elif off is not None:
+            sign = -1 if off[0] == "-" else 1
+            hours, minutes = int(off[1:3]), int(off[-2:])
+            if hours > 23 or minutes > 59:
+                return None
+            zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
+        try:
+            return datetime.fromisoformat(m.group("iso").replace(" ", "T")).replace(
+                tzinfo=zone).timestamp()
+        except ValueError:
+            return None
+
+    def _bsd(self, m: re.Match[str], now: float) -> float | None:
+        """RFC 3164 carries no year: the latest year that is not in the future."""
+        month = MONTHS.get(m.group("mon"))
+        if month is None:
+            return None
+        day = int(m.group("day"))
+        hour, minute, second = (int(x) for x in m.group("hms").split(":"))
+        this_year = datetime.fromtimestamp(now, self.tz).year
+        for year in range(this_year + 1, this_year - _YEARS_BACK, -1):
+            try:
+                when = datetime(year, month, day, hour, minute, second, tzinfo=self.tz)
+            except ValueError:
+                continue
+            stamp = when.timestamp()
+            if stamp <= now + FUTURE_SLACK:
+                return stamp
+        return None
+
+
+def _nil(value: str) -> str | None:
+    return None if value == "-" else value
+
+
+def _tagged(m: re.Match[str], timestamp: float | None,
+            facility: int | None, severity: int | None) -> Record:
+    msg, prog, pid = m.group("msg", "prog", "pid")
+    host = m.group("host") if "host" in m.re.groupindex else None
+    return Record(msg, prog, None if pid is None else int(pid), host,
+                  timestamp, facility, severity)

@@ -1,0 +1,293 @@
+"""Signatures: loading rule files (TOML) and compiling their patterns.
+
+Rules of this file:
+* Everything about the rule file format lives here: keys, defaults,
+  placeholders, validation and the error messages a rule author reads.
+* A broken file is never half-loaded: the first problem raises `RuleError`
+  naming the file, the signature id and the reason.
+* It matches nothing itself (that is matcher.py) and runs no examples (that is
+  examples.py).
+
+Theory of operation: a pattern is a Python regular expression, anchored at the
+start of the message (the text after `program[pid]: `), with placeholders:
+<ADDR> (required, exactly once) captures an IPv4/IPv6 literal, <PORT> and
+<USER> are optional. From each compiled pattern we derive its longest
+mandatory literal: a record whose line lacks it cannot match, which is what
+lets the scanner skip most lines without parsing them.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any
+
+from .address import normalize_address
+
+DEFAULT_DANGER = 10
+MIN_LITERAL = 4
+
+PLACEHOLDERS: dict[str, str] = {
+    "<ADDR>": (r"(?P<addr>\d{1,3}(?:\.\d{1,3}){3}"
+               r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{1,44}(?:%[\w.-]{1,32})?)"),
+    "<PORT>": r"(?P<port>\d{1,5})",
+    "<USER>": r"(?P<user>.{0,256}?)",
+}
+
+_ID = re.compile(r"[a-z0-9][a-z0-9-]*(?:\.[a-z0-9][a-z0-9-]*)+")
+_FILE_KEYS = {"service", "programs", "signature"}
+_SIGNATURE_KEYS = {"id", "description", "programs", "pattern", "danger", "enabled",
+                   "examples", "injections", "counterexamples"}
+_EXAMPLE_KEYS = {"line", "address"}
+
+
+class RuleError(Exception):
+    """A rule file that cannot be used, with where and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """An inline example: `address` None means the line must not match."""
+
+    line: str
+    address: str | None
+    kind: str  # "example", "injection" or "counterexample"
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    id: str
+    service: str
+    description: str
+    programs: tuple[str, ...]  # glob patterns; empty: any record, bare ones too
+    pattern: str               # as written, with placeholders
+    regex: re.Pattern[str]
+    literal: str               # lower case when `caseless`
+    caseless: bool
+    danger: int = DEFAULT_DANGER
+    enabled: bool = True
+    examples: tuple[Example, ...] = ()
+    source: str = "<command line>"
+
+
+def bundled_rules_dir() -> Path:
+    return Path(str(resources.files("syslogban.rules")))
+
+
+def rule_files(dirs: Iterable[Path]) -> list[Path]:
+    files: list[Path] = []
+    for directory in dirs:
+        if not directory.is_dir():
+            raise RuleError(f"{directory}: not a directory of rule files")
+        files.extend(sorted(directory.glob("*.toml")))
+    return files
+
+
+def load_rules(dirs: Iterable[Path] | None = None) -> list[Signature]:
+    """All signatures of the rule files in `dirs` (default: the bundled rules)."""
+    files = rule_files([bundled_rules_dir()] if dirs is None else dirs)
+    signatures: list[Signature] = []
+    seen: dict[str, str] = {}
+    for path in files:
+        for signature in load_file(path):
+            if signature.id in seen:
+                raise RuleError(f"{path}: {signature.id}: duplicate id "
+                                f"(already defined in {seen[signature.id]})")
+            seen[signature.id] = str(path)
+            signatures.append(signature)
+    return signatures
+
+
+def load_file(path: Path) -> list[Signature]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RuleError(f"{path}: not valid TOML: {exc}") from None
+    return parse_rules(data, str(path))
+
+
+def parse_rules(data: dict[str, Any], source: str) -> list[Signature]:
+    unknown = set(data) - _FILE_KEYS
+    if unknown:
+        raise RuleError(f"{source}: unknown key {_names(unknown)} "
+                        f"(a file has {_names(_FILE_KEYS)})")
+    service = data.get("service")
+    if not isinstance(service, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", service):
+        raise RuleError(f"{source}: 'service' must be a lower-case name like \"postfix\"")
+    default_programs = data.get("programs")
+    tables = data.get("signature")
+    if not isinstance(tables, list) or not tables:
+        raise RuleError(f"{source}: no [[signature]] tables")
+    signatures: list[Signature] = []
+    ids: set[str] = set()
+    for number, table in enumerate(tables, start=1):
+        name = table.get("id") if isinstance(table, dict) else None
+        where = f"{source}: {name if isinstance(name, str) else f'signature #{number}'}"
+        try:
+            signature = _parse_signature(table, service, default_programs, source)
+        except RuleError as exc:
+            raise RuleError(f"{where}: {exc}") from None
+        if signature.id in ids:
+            raise RuleError(f"{where}: duplicate id")
+        ids.add(signature.id)
+        signatures.append(signature)
+    return signatures
+
+
+def _parse_signature(table: Any, service: str, default_programs: Any,
+                     source: str) -> Signature:
+    if not isinstance(table, dict):
+        raise RuleError("a [[signature]] must be a table")
+    unknown = set(table) - _SIGNATURE_KEYS
+    if unknown:
+        raise RuleError(f"unknown key {_names(unknown)} (a signature has "
+                        f"{_names(_SIGNATURE_KEYS)})")
+    sig_id = table.get("id")
+    if not isinstance(sig_id, str) or not _ID.fullmatch(sig_id):
+        raise RuleError("'id' must look like \"service.short-name\"")
+    if not sig_id.startswith(service + "."):
+        raise RuleError(f"id must start with the file's service \"{service}.\"")
+    description = table.get("description")
+    if not isinstance(description, str) or not description.strip():
+        raise RuleError("'description' is missing")
+    programs = table.get("programs", default_programs)
+    if programs is None:
+        raise RuleError("no 'programs': say which program tags this signature applies to")
+    if not isinstance(programs, list) or not all(isinstance(p, str) and p for p in programs):
+        raise RuleError("'programs' must be a list of program tags (globs allowed)")
+    pattern = table.get("pattern")
+    if not isinstance(pattern, str):
+        raise RuleError("'pattern' is missing")
+    danger = table.get("danger", DEFAULT_DANGER)
+    if not isinstance(danger, int) or isinstance(danger, bool) or not 0 < danger <= 1000:
+        raise RuleError("'danger' must be a whole number from 1 to 1000")
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise RuleError("'enabled' must be true or false")
+    examples = (_examples(table, "examples", required_address=True)
+                + _examples(table, "injections", required_address=False)
+                + _counterexamples(table))
+    return make_signature(sig_id, service, description, tuple(programs), pattern,
+                          danger=danger, enabled=enabled, examples=examples,
+                          source=source)
+
+
+def make_signature(sig_id: str, service: str, description: str,
+                   programs: tuple[str, ...], pattern: str, *,
+                   danger: int = DEFAULT_DANGER, enabled: bool = True,
+                   examples: tuple[Example, ...] = (),
+                   source: str = "<command line>") -> Signature:
+    regex, literal, caseless = compile_pattern(pattern)
+    return Signature(sig_id, service, description, programs, pattern, regex,
+                     literal, caseless, danger, enabled, examples, source)
+
+
+def compile_pattern(pattern: str) -> tuple[re.Pattern[str], str, bool]:
+    """The compiled pattern, its prefilter literal and whether that is caseless."""
+    if pattern.count("<ADDR>") != 1:
+        raise RuleError("the pattern must contain <ADDR> exactly once")
+    for name in ("<PORT>", "<USER>"):
+        if pattern.count(name) > 1:
+            raise RuleError(f"the pattern may contain {name} only once")
+    expanded = pattern
+    for name, regex in PLACEHOLDERS.items():
+        expanded = expanded.replace(name, regex)
+    try:
+        compiled = re.compile(expanded)
+    except re.error as exc:
+        raise RuleError(f"bad regular expression: {exc}") from None
+    caseless = bool(compiled.flags & re.IGNORECASE)
+    literal = _longest_literal(sre_parse.parse(expanded))
+    if len(literal) < MIN_LITERAL:
+        raise RuleError(f"the pattern needs a fixed text of at least {MIN_LITERAL} "
+                        "characters outside groups, alternatives and repeats "
+                        "(it lets most records be skipped without matching)")
+    return compiled, literal.lower() if caseless else literal, caseless
+
+
+def _longest_literal(parsed: Any) -> str:
+    """The longest run of literal ASCII characters every match must contain."""
+    best = ""
+    run: list[str] = []
+
+    def flush() -> None:
+        nonlocal best
+        if len(run) > len(best):
+            best = "".join(run)
+        run.clear()
+
+    def walk(items: Any) -> None:
+        for op, arg in items:
+            if op is sre_parse.LITERAL and arg < 128:
+                run.append(chr(arg))
+            elif op is sre_parse.SUBPATTERN and not arg[1] and not arg[2]:
+                walk(arg[3])  # a plain group is just a sequence
+            elif op is sre_parse.AT:
+                continue  # anchors are zero-width: the run goes on
+            else:
+                flush()
+    walk(parsed)
+    flush()
+    return best
+
+
+def _examples(table: dict[str, Any], key: str, *, required_address: bool) -> tuple[Example, ...]:
+    items = table.get(key)
+    if not isinstance(items, list) or not items:
+        raise RuleError(f"'{key}' is missing: every signature needs at least one")
+    result = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("line"), str):
+            raise RuleError(f"each of '{key}' must be a table with a 'line'")
+        unknown = set(item) - _EXAMPLE_KEYS
+        if unknown:
+            raise RuleError(f"unknown key {_names(unknown)} in '{key}'")
+        address = item.get("address")
+        if address is None and required_address:
+            raise RuleError(f"an entry of '{key}' has no 'address': {item['line']!r}")
+        if address is not None:
+            normal = normalize_address(address) if isinstance(address, str) else None
+            if normal is None:
+                raise RuleError(f"'{address}' in '{key}' is not an IP address")
+            address = normal
+        result.append(Example(item["line"], address, key.rstrip("s")))
+    return tuple(result)
+
+
+def _counterexamples(table: dict[str, Any]) -> tuple[Example, ...]:
+    items = table.get("counterexamples")
+    if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+        raise RuleError("'counterexamples' must list at least one line that must not match")
+    return tuple(Example(line, None, "counterexample") for line in items)
+
+
+def select(signatures: Sequence[Signature], enable: Iterable[str] = (),
+           disable: Iterable[str] = ()) -> list[Signature]:
+    """The signatures in effect: defaults, then --enable, then --disable.
+
+    Each name is a signature id, a service name or "all"; an unknown name is an
+    error (a typo must not silently leave a service unprotected).
+    """
+    enable, disable = list(enable), list(disable)
+    known = {s.id for s in signatures} | {s.service for s in signatures} | {"all"}
+    for name in enable + disable:
+        if name not in known:
+            raise RuleError(f"unknown signature or service '{name}' "
+                            "(see 'syslogban rules list')")
+
+    def named(signature: Signature, names: list[str]) -> bool:
+        return any(n in ("all", signature.id, signature.service) for n in names)
+
+    return [s for s in signatures
+            if (s.enabled or named(s, enable)) and not named(s, disable)]
+
+
+def _names(keys: Iterable[str]) -> str:
+    return ", ".join(f"'{k}'" for k in sorted(keys))
