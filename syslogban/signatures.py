@@ -90,7 +90,10 @@ def rule_files(dirs: Iterable[Path]) -> list[Path]:
 
 def load_rules(dirs: Iterable[Path] | None = None) -> list[Signature]:
     """All signatures of the rule files in `dirs` (default: the bundled rules)."""
-    files = rule_files([bundled_rules_dir()] if dirs is None else dirs)
+    dirs = [bundled_rules_dir()] if dirs is None else list(dirs)
+    files = rule_files(dirs)
+    if not files:
+        raise RuleError(f"{', '.join(map(str, dirs))}: no rule files (*.toml)")
     signatures: list[Signature] = []
     seen: dict[str, str] = {}
     for path in files:

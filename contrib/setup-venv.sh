@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Sets up what syslogban needs in this checkout: Debian packages (when
+# missing) and the virtual environment .venv/ with syslogban installed
+# editable. Idempotent: a second run only checks. Sourced by ./demo and
+# ./run-tests; run it alone to prepare a machine.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# python3-nftables is not on PyPI: the venv sees Debian's copy through
+# --system-site-packages. python3-venv brings ensurepip to Debian's Python.
+packages=(python3-venv python3-nftables)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -eq 0 ]]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
+        echo "setup: please install these Debian packages first: ${missing[*]}" >&2; exit 1
+    fi
+    echo "setup: installing ${missing[*]}" >&2
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+    echo "setup: creating .venv" >&2
+    /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+stamp=.venv/.syslogban-installed
+if [[ ! -e $stamp || setup.cfg -nt $stamp || pyproject.toml -nt $stamp ]]; then
+    echo "setup: installing syslogban into .venv" >&2
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+    touch "$stamp"
+fi
