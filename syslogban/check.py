@@ -54,7 +54,7 @@ def check(stream: BinaryIO, signatures: Sequence[Signature], *, jsonl: TextIO | 
     """Runs the pipeline over `stream`; returns it (counters) and per-address counts."""
     matcher = Matcher(signatures)
     pipeline = Pipeline(RecordParser(max_size), matcher,
-                        Scanner(matcher.literals(), max_size, scanner_engine))
+                        Scanner(matcher.prefilters(), max_size, scanner_engine))
     framer = LineFramer(max_size)
     addresses: Counter[str] = Counter()
     replayer = Replay() if replay else None

@@ -4,7 +4,7 @@ Rules of this file:
 * Sans-I/O: callers feed the bytes they read and get chunks back.
 * Memory is bounded by the chunk size plus the record size limit, whatever
   the stream holds: a record longer than the limit keeps only its first
-  `max_size + 1` bytes, so the record parser still rejects it whole as
+  `max_size + 2` bytes, so the record parser still rejects it whole as
   "too-long" at its own line number. The rest is dropped unparsed; a piece of
   a long record is never handed on as a record of its own.
 """
@@ -46,6 +46,8 @@ class LineFramer:
         if not data:
             return
         self._partial += data
-        if len(self._partial) > self.max_size + 2:  # +2: a CRLF ending is not content
-            self._partial = self._partial[: self.max_size + 1]
+        # Two bytes over the limit stay too long even when the parser strips a
+        # CR at the end as part of a CRLF ending.
+        if len(self._partial) > self.max_size + 2:
+            self._partial = self._partial[: self.max_size + 2]
             self._discarding = True

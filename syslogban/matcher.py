@@ -45,9 +45,9 @@ class Matcher:
         self.invalid_addresses = 0
         self._dispatch: dict[str | None, tuple[Signature, ...]] = {}
 
-    def literals(self) -> list[tuple[str, bool]]:
-        """(literal, caseless) for every signature: what the scanner looks for."""
-        return sorted({(s.literal, s.caseless) for s in self.signatures})
+    def prefilters(self) -> list[tuple[str, bool]]:
+        """(expression, caseless) for every signature: what the scanner looks for."""
+        return sorted({(s.prefilter, s.caseless) for s in self.signatures})
 
     def candidates(self, program: str | None) -> tuple[Signature, ...]:
         found = self._dispatch.get(program)

@@ -57,7 +57,7 @@ _YEARS_BACK = 8  # enough to reach the previous 29 February
 
 # Only tab is allowed among C0 controls; CR only as part of a CRLF ending.
 _CONTROL = re.compile(r"[\x01-\x08\x0a-\x1f\x7f]")
-_PRI = re.compile(r"<(\d{1,3})>")
+_PRI = re.compile(r"<([0-9]{1,3})>")
 
 _TAG = r"(?P<prog>[^\s\[\]:]{1,64})(?:\[(?P<pid>\d{1,10})\])?: ?(?P<msg>.*)"
 _HOST = r"(?P<host>[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{0,41}|[^\s\[\]:]{1,255})"
@@ -65,20 +65,22 @@ _BSD_TS = (r"(?P<bsd>(?P<mon>[A-Z][a-z]{2}) {1,2}(?P<day>\d{1,2}) "
            r"(?P<hms>\d\d:\d\d:\d\d))(?P<frac>\.\d{1,9})?")
 _ISO_TS = (r"(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?P<ifrac>\.\d{1,9})?"
            r"(?P<off>Z|[+-]\d\d:?\d\d)?")
-_TIMESTAMP = re.compile(rf"(?:{_BSD_TS}|{_ISO_TS}) +", re.DOTALL)
+# re.ASCII: \d and \s mean what RFC 3164/5424 mean, not any Unicode digit.
+_FLAGS = re.DOTALL | re.ASCII
+_TIMESTAMP = re.compile(rf"(?:{_BSD_TS}|{_ISO_TS}) +", _FLAGS)
 # The usual form in one expression: [<PRI>]TIMESTAMP [HOST ]TAG[PID]: MSG.
 _COMMON = re.compile(rf"(?:<(?P<pri>\d{{1,3}})>)?(?:{_BSD_TS}|{_ISO_TS}) +(?:{_HOST} )?{_TAG}",
-                     re.DOTALL)
-_HOST_TAG = re.compile(rf"(?:{_HOST} )?{_TAG}", re.DOTALL)
-_HOST_ONLY = re.compile(r"(?P<host>[^\s]{1,255})(?: (?P<msg>.*))?", re.DOTALL)
-_TAG_ONLY = re.compile(_TAG, re.DOTALL)
+                     _FLAGS)
+_HOST_TAG = re.compile(rf"(?:{_HOST} )?{_TAG}", _FLAGS)
+_HOST_ONLY = re.compile(r"(?P<host>[^\s]{1,255})(?: (?P<msg>.*))?", _FLAGS)
+_TAG_ONLY = re.compile(_TAG, _FLAGS)
 
 _SD_ELEMENT = r'\[[^\]"]*(?:"(?:[^"\\]|\\.)*"[^\]"]*)*\]'
 _RFC5424 = re.compile(
     r"1 (?P<ts>-|\S{1,64}) (?P<host>\S{1,255}) (?P<app>\S{1,48}) "
     rf"(?P<procid>\S{{1,128}}) (?P<msgid>\S{{1,32}}) (?P<sd>-|(?:{_SD_ELEMENT})+)"
-    r"(?: (?P<msg>.*))?$", re.DOTALL)
-_ISO_FULL = re.compile(rf"{_ISO_TS}$")
+    r"(?: (?P<msg>.*))?$", _FLAGS)
+_ISO_FULL = re.compile(rf"{_ISO_TS}$", re.ASCII)
 
 
 class Malformed(ValueError):
@@ -104,20 +106,22 @@ class Record(NamedTuple):
 
 
 class RecordParser:
-    """Parses records; holds its limits and a small timestamp cache.
+    """Parses records; holds its limits and a timestamp cache.
 
     The cache is what makes timestamps cheap (a log repeats the same second
-    many times); it is flushed every hour of `now` so that year inference
-    follows the clock.
+    many times). It holds what does not depend on `now` (an ISO time, or the
+    candidate years of an RFC 3164 date), so results never depend on the
+    records parsed before.
     """
 
-    __slots__ = ("max_size", "tz", "_cache", "_cache_hour")
+    __slots__ = ("max_size", "tz", "_cache", "_year", "_year_minute")
 
     def __init__(self, max_size: int = DEFAULT_MAX_SIZE, tz: tzinfo | None = None) -> None:
         self.max_size = max_size
         self.tz = tz  # None: the local time of the C library (TZ)
-        self._cache: dict[str, float | None] = {}
-        self._cache_hour = -1
+        self._cache: dict[str, float | tuple[float, ...] | None] = {}
+        self._year = 0
+        self._year_minute = -1  # zone offsets are whole minutes: years change on one
 
     def parse(self, data: bytes, now: float) -> Record:
         if data.endswith(b"\n"):
@@ -136,10 +140,15 @@ class RecordParser:
             raise Malformed("control-char")
         if not text.strip(" \t"):
             raise Malformed("empty")
-        hour = int(now // 3600)
-        if hour != self._cache_hour or len(self._cache) > 4096:
+        minute = int(now // 60)
+        if minute != self._year_minute:
+            self._year_minute = minute
+            year = datetime.fromtimestamp(now, self.tz).year
+            if year != self._year:
+                self._year = year
+                self._cache.clear()
+        if len(self._cache) > 4096:
             self._cache.clear()
-            self._cache_hour = hour
         m = _COMMON.fullmatch(text)
         if m is not None:
             pri = m.group("pri")
@@ -164,7 +173,7 @@ class RecordParser:
                     return record
         ts = _TIMESTAMP.match(text, pos)
         if ts is None:
-            tagged = _TAG_ONLY.fullmatch(text, pos) if pri else None
+            tagged = _TAG_ONLY.fullmatch(text, pos) if facility is not None else None
             if tagged is None:
                 return Record(text[pos:], facility=facility, severity=severity)
             return _tagged(tagged, None, facility, severity)
@@ -197,7 +206,8 @@ class RecordParser:
         return Record(
             msg,
             program=_nil(m.group("app")),
-            pid=int(procid) if procid.isdigit() and len(procid) <= 10 else None,
+            pid=int(procid) if procid.isascii() and procid.isdigit() and len(procid) <= 10
+            else None,
             hostname=_nil(m.group("host")),
             timestamp=timestamp, facility=facility, severity=severity)
 
@@ -209,13 +219,15 @@ class RecordParser:
             key = m.group("bsd")
             frac = m.group("frac")
         try:
-            base = self._cache[key]
+            cached = self._cache[key]
         except KeyError:
-            base = self._cache[key] = (
-                self._iso(m) if m.group("iso") is not None else self._bsd(m, now))
-        if base is None or frac is None:
-            return base
-        return base + float(frac)
+            cached = self._cache[key] = (
+                self._iso(m) if m.group("iso") is not None else self._bsd(m))
+        if isinstance(cached, tuple):  # RFC 3164: the latest year not in the future
+            cached = next((stamp for stamp in cached if stamp <= now + FUTURE_SLACK), None)
+        if cached is None or frac is None:
+            return cached
+        return cached + float(frac)
 
     def _iso(self, m: re.Match[str]) -> float | None:
         off = m.group("off")
@@ -234,23 +246,21 @@ class RecordParser:
         except ValueError:
             return None
 
-    def _bsd(self, m: re.Match[str], now: float) -> float | None:
-        """RFC 3164 carries no year: the latest year that is not in the future."""
+    def _bsd(self, m: re.Match[str]) -> tuple[float, ...] | None:
+        """RFC 3164 carries no year: the date in each candidate year, latest first."""
         month = MONTHS.get(m.group("mon"))
         if month is None:
             return None
         day = int(m.group("day"))
         hour, minute, second = (int(x) for x in m.group("hms").split(":"))
-        this_year = datetime.fromtimestamp(now, self.tz).year
-        for year in range(this_year + 1, this_year - _YEARS_BACK, -1):
+        stamps = []
+        for year in range(self._year + 1, self._year - _YEARS_BACK, -1):
             try:
                 when = datetime(year, month, day, hour, minute, second, tzinfo=self.tz)
             except ValueError:
                 continue
-            stamp = when.timestamp()
-            if stamp <= now + FUTURE_SLACK:
-                return stamp
-        return None
+            stamps.append(when.timestamp())
+        return tuple(stamps) or None
 
 
 def _nil(value: str) -> str | None:

@@ -25,8 +25,9 @@ except ImportError:  # not on every platform: the plain engine is always there
     hyperscan = None
 
 # Oddities that send a line to the parser: control characters (the parser
-# rejects them) and blank lines. `\n` separates lines and is not one of them.
-_CONTROL = rb"[\x00-\x08\x0b-\x1f\x7f]"
+# rejects them; `\n` separates lines and is not one of them), bytes beyond
+# ASCII (only the parser validates UTF-8) and blank lines.
+_ODD = rb"[\x00-\x08\x0b-\x1f\x7f-\xff]"
 _BLANK = rb"^[ \t]*\n"
 # Lines longer than this are looked at one by one. It only has to be at most
 # the record size limit; a larger repeat makes Hyperscan compile slowly (50 ms
@@ -39,7 +40,7 @@ class Scanner:
 
     __slots__ = ("engine", "_db", "_long", "_long_id", "_hits", "_overlong")
 
-    def __init__(self, literals: Sequence[tuple[str, bool]], max_size: int,
+    def __init__(self, prefilters: Sequence[tuple[str, bool]], max_size: int,
                  engine: str = "auto") -> None:
         if engine == "auto":
             engine = "hyperscan" if hyperscan is not None else "plain"
@@ -52,15 +53,15 @@ class Scanner:
         self._overlong = False
         self._db = None
         self._long = min(_LONG, max_size)
-        self._long_id = len(literals) + 2
+        self._long_id = len(prefilters) + 2
         if engine == "hyperscan":
-            self._db = self._compile(literals, max_size)
+            self._db = self._compile(prefilters)
 
-    def _compile(self, literals: Sequence[tuple[str, bool]], max_size: int) -> object:
+    def _compile(self, prefilters: Sequence[tuple[str, bool]]) -> object:
         assert hyperscan is not None
-        expressions = [_escape(text.encode("ascii")) for text, _ in literals]
-        flags = [hyperscan.HS_FLAG_CASELESS if caseless else 0 for _, caseless in literals]
-        expressions += [_CONTROL, _BLANK, rb"[^\n]{%d}" % (self._long + 1)]
+        expressions = [text.encode("ascii") for text, _ in prefilters]
+        flags = [hyperscan.HS_FLAG_CASELESS if caseless else 0 for _, caseless in prefilters]
+        expressions += [_ODD, _BLANK, rb"[^\n]{%d}" % (self._long + 1)]
         flags += [0, hyperscan.HS_FLAG_MULTILINE, hyperscan.HS_FLAG_SINGLEMATCH]
         db = hyperscan.Database()
         db.compile(expressions=expressions, ids=list(range(len(expressions))),
@@ -71,11 +72,6 @@ class Scanner:
         """Candidate lines of `chunk` (whole records, each ending in a newline)."""
         if self._db is None:
             return None
-        if not chunk.isascii():
-            try:
-                chunk.decode("utf-8")
-            except UnicodeDecodeError:
-                return None  # rare: let the parser find and count the bad lines
         self._hits.clear()
         self._overlong = False
         self._db.scan(chunk, match_event_handler=self._on_match)  # type: ignore[attr-defined]
@@ -97,6 +93,3 @@ class Scanner:
         else:
             self._hits.append(end)
 
-
-def _escape(literal: bytes) -> bytes:
-    return b"".join(b"\\x%02x" % byte for byte in literal)

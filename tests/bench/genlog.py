@@ -14,7 +14,8 @@ seeded with ``seed`` is used, never the clock or hash order.
 
 Addresses come from documentation ranges (192.0.2.0/24, 198.51.100.0/24,
 2001:db8::/32), the benchmarking range 198.18.0.0/15 and public-looking
-ranges. The six heaviest attackers always use documentation ranges.
+ranges. The six opening attack campaigns, the busiest attackers of a short
+file, always use documentation ranges.
 
 Usage::
 
@@ -51,12 +52,15 @@ ODD_RATIO = 0.0001  # UTF-8 user names and ~600-character reject lines
 CONCURRENT_SESSIONS = 8  # benign sessions whose lines interleave
 HOME_FAMILY_SHARE = 0.85  # an attacker's episodes on its favourite service
 
-# Attacker tiers by share of attack episodes: six heavy attackers take 35 %,
-# so even a 1500-line file shows clear repeat offenders; 60 medium ones take
-# 25 %; the light rest (about 3000 in all) share the remaining 40 %.
-HEAVY_SHARE = 0.35
-MEDIUM_ATTACKERS, MEDIUM_SHARE = 60, 0.25
-LIGHT_ATTACKERS = 2934
+# Who attacks: a few concurrent campaigns (one busy attacker each, replaced
+# when its budget of episodes runs out) make 75 % of the attack episodes; the
+# rest is background noise spread over the whole pool, so most attackers stay
+# light. The opening campaigns come from documentation ranges, so even a
+# 1500-line file shows a handful of clear repeat offenders.
+ATTACKER_POOL = 4000
+CAMPAIGN_SHARE = 0.75
+CAMPAIGN_WEIGHTS = (6, 4, 3, 3, 2, 2)  # one per concurrent campaign
+CAMPAIGN_MIN, CAMPAIGN_MEAN = 50, 500  # episodes per campaign
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -114,6 +118,13 @@ AUTH_FAIL_STATS = ("ehlo=1 auth=0/1 quit=1 commands=2/3",
                    "ehlo=1 auth=0/1 rset=1 quit=1 commands=3/4",
                    "ehlo=2 starttls=1 auth=0/1 quit=1 commands=4/5")
 SMTPD_SERVICES = ("smtpd", "submission/smtpd", "submission/smtpd", "smtps/smtpd")
+# Long-running workers: service -> (pool size, chance per use of a new pid).
+WORKER_POOLS = {
+    "smtpd": (12, 0.01), "cleanup": (4, 0.005), "smtp": (6, 0.005),
+    "lmtp": (3, 0.005), "local": (2, 0.01), "auth-worker": (3, 0.002),
+    "qmgr": (1, 0.0), "pickup": (1, 0.0), "postscreen": (1, 0.0),
+    "anvil": (1, 0.0),
+}
 
 T = TypeVar("T")
 
@@ -177,19 +188,11 @@ class Clock:
 class Pids:
     """Process ids: fresh ones from a growing counter, reused worker pools."""
 
-    # service: (pool size, chance per use that the worker is replaced)
-    POOLS = {
-        "smtpd": (12, 0.01), "cleanup": (4, 0.005), "smtp": (6, 0.005),
-        "lmtp": (3, 0.005), "local": (2, 0.01), "auth-worker": (3, 0.002),
-        "qmgr": (1, 0.0), "pickup": (1, 0.0), "postscreen": (1, 0.0),
-        "anvil": (1, 0.0),
-    }
-
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
         self._last = 1000 + int(rng.random() * 30000)
         self._pools = {name: [self.fresh() for _ in range(size)]
-                       for name, (size, _) in self.POOLS.items()}
+                       for name, (size, _) in WORKER_POOLS.items()}
 
     def fresh(self) -> int:
         """A new, larger pid (wrapping like Linux pid_max)."""
@@ -202,7 +205,7 @@ class Pids:
         """The pid of some running worker of ``service``."""
         pool = self._pools[service]
         i = int(self._rng.random() * len(pool))
-        if self._rng.random() < self.POOLS[service][1]:
+        if self._rng.random() < WORKER_POOLS[service][1]:
             pool[i] = self.fresh()
         return pool[i]
 
@@ -227,9 +230,7 @@ class World:
         self.remote_users = self._users(1500, REMOTE_DOMAINS)
         self.servers = [self._benign_client(0.12, server=True) for _ in range(2000)]
         self.roamers = [self._benign_client(0.20, server=False) for _ in range(1000)]
-        self.heavy = self._heavy_attackers()
-        self.medium = [self._random_attacker() for _ in range(MEDIUM_ATTACKERS)]
-        self.light = [self._random_attacker() for _ in range(LIGHT_ATTACKERS)]
+        self.attackers = AttackerMix(self)
 
     # -- small random helpers -------------------------------------------------
 
@@ -276,15 +277,13 @@ class World:
     # -- pools ----------------------------------------------------------------
 
     def _users(self, count: int, domains: Sequence[str]) -> list[str]:
-        users: list[str] = []
+        users: dict[str, None] = {}  # insertion-ordered set
         while len(users) < count:
             first, last = self.pick(FIRST_NAMES), self.pick(LAST_NAMES)
             local = self.pick((f"{first}.{last}", f"{first[0]}.{last}", first,
                                f"{first}{self.between(1, 99)}"))
-            address = f"{local}@{self.pick(domains)}"
-            if address not in users:
-                users.append(address)
-        return users
+            users[f"{local}@{self.pick(domains)}"] = None
+        return list(users)
 
     def _unique(self, make: Callable[[], str]) -> str:
         while (addr := make()) in self._taken:
@@ -293,24 +292,24 @@ class World:
         return addr
 
     def _public_ipv4(self) -> str:
-        rng = self.rng
-        return (f"{self.pick(PUBLIC_FIRST_OCTETS)}.{int(rng.random() * 256)}."
-                f"{int(rng.random() * 256)}.{1 + int(rng.random() * 254)}")
+        return (f"{self.pick(PUBLIC_FIRST_OCTETS)}.{self.between(0, 255)}."
+                f"{self.between(0, 255)}.{self.between(1, 254)}")
 
     def _benign_ipv4(self) -> str:
+        """Mostly public-looking, 30 % from the 198.18.0.0/15 benchmark range."""
         if self.chance(0.3):
-            return f"198.{18 + int(self.rng.random() * 2)}.{int(self.rng.random() * 256)}.{self.between(1, 254)}"
+            return f"198.{self.between(18, 19)}.{self.between(0, 255)}.{self.between(1, 254)}"
         return self._public_ipv4()
 
     def _ipv6(self, net: int) -> str:
+        """An address in 2001:db8:<net>::/48, short or fully random suffix."""
         value = (0x20010DB8 << 96) | (net << 80) | (self.rng.getrandbits(16) << 64)
         value |= self.rng.getrandbits(64) if self.chance(0.5) else self.between(1, 0xFFFF)
         return ipaddress.IPv6Address(value).compressed
 
     def _benign_client(self, v6_share: float, server: bool) -> Client:
-        net = self.between(0x100, 0x7FFF)
         if self.chance(v6_share):
-            addr = self._unique(lambda: self._ipv6(net))
+            addr = self._unique(lambda: self._ipv6(self.between(0x100, 0x7FFF)))
         else:
             addr = self._unique(self._benign_ipv4)
         if server:
@@ -338,31 +337,55 @@ class World:
         home = self.rng.choices(ATTACK_FAMILIES, weights=ATTACK_FAMILY_WEIGHTS)[0]
         return Attacker(self._attacker_client(kind, addr), home)
 
-    def _heavy_attackers(self) -> list[Attacker]:
-        """The busiest tier, always from documentation ranges."""
+    def opening_attackers(self) -> list[Attacker]:
+        """The first campaigns' attackers, from documentation ranges."""
         def doc4(net: str) -> str:
             return self._unique(lambda: f"{net}.{self.between(1, 254)}")
-        kinds = (("v4", doc4("192.0.2")), ("v4", doc4("198.51.100")),
-                 ("v4", doc4("192.0.2")), ("mapped", doc4("198.51.100")),
+        kinds = (("v4", doc4("192.0.2")), ("mapped", doc4("198.51.100")),
                  ("v6", self._unique(lambda: self._ipv6(0xBAD))),
+                 ("v4", doc4("198.51.100")), ("v4", doc4("192.0.2")),
                  ("v4", doc4("192.0.2")))
         return [self._attacker(kind, addr) for kind, addr in kinds]
 
-    def _random_attacker(self) -> Attacker:
+    def random_attacker(self) -> Attacker:
+        """9 % IPv6, 7 % IPv4 logged as IPv4-mapped IPv6, the rest IPv4."""
         roll = self.rng.random()
         if roll < 0.09:
-            return self._attacker("v6", self._unique(lambda: self._ipv6(self.between(0x8000, 0xFFFF))))
+            addr = self._unique(lambda: self._ipv6(self.between(0x8000, 0xFFFF)))
+            return self._attacker("v6", addr)
         addr = self._unique(self._public_ipv4)
         return self._attacker("mapped" if roll < 0.16 else "v4", addr)
 
-    def attacker(self) -> Attacker:
-        """An attacker, drawn tier first so that a few dominate."""
-        roll = self.rng.random()
-        if roll < HEAVY_SHARE:
-            return self.pick(self.heavy)
-        if roll < HEAVY_SHARE + MEDIUM_SHARE:
-            return self.pick(self.medium)
-        return self.pick(self.light)
+
+@dataclass(slots=True)
+class Campaign:
+    """One attacker hammering away for ``remaining`` more episodes."""
+
+    attacker: Attacker
+    remaining: int
+
+
+class AttackerMix:
+    """Picks the attacker of each attack episode: campaigns plus noise."""
+
+    def __init__(self, w: World) -> None:
+        self._w = w
+        self._pool = [w.random_attacker() for _ in range(ATTACKER_POOL)]
+        self._campaigns = [Campaign(a, self._budget()) for a in w.opening_attackers()]
+
+    def _budget(self) -> int:
+        return CAMPAIGN_MIN + int(self._w.rng.expovariate(1 / CAMPAIGN_MEAN))
+
+    def next(self) -> Attacker:
+        w = self._w
+        if not w.chance(CAMPAIGN_SHARE):
+            return w.pick(self._pool)
+        campaign = w.rng.choices(self._campaigns, weights=CAMPAIGN_WEIGHTS)[0]
+        campaign.remaining -= 1
+        attacker = campaign.attacker
+        if campaign.remaining == 0:
+            campaign.attacker, campaign.remaining = w.pick(self._pool), self._budget()
+        return attacker
 
 
 def _num(x: float) -> str:
@@ -463,10 +486,11 @@ def postfix_cron_mail(w: World) -> Iterator[str]:
 
 def postfix_anvil(w: World) -> Iterator[str]:
     """Anvil's periodic statistics, which name a client address."""
-    anvil, c = f"postfix/anvil[{w.pids.of('anvil')}]", w.pick(w.servers)
-    yield f"{anvil}: statistics: max connection rate {w.between(1, 4)}/60s for (smtp:{c.shown}) at {w.clock.stamp}"
-    yield f"{anvil}: statistics: max connection count {w.between(1, 3)} for (smtp:{c.shown}) at {w.clock.stamp}"
-    yield f"{anvil}: statistics: max cache size {w.between(2, 40)} at {w.clock.stamp}"
+    anvil = f"postfix/anvil[{w.pids.of('anvil')}]: statistics: max"
+    client, at = f"(smtp:{w.pick(w.servers).shown})", f"at {w.clock.stamp}"
+    yield f"{anvil} connection rate {w.between(1, 4)}/60s for {client} {at}"
+    yield f"{anvil} connection count {w.between(1, 3)} for {client} {at}"
+    yield f"{anvil} cache size {w.between(2, 40)} {at}"
 
 
 def dovecot_imap(w: World) -> Iterator[str]:
@@ -547,7 +571,7 @@ def postfix_attack(w: World, a: Client) -> list[str]:
         return [f"{smtpd}: too many errors after AUTH from {a.namaddr}"]
     if roll < 0.80:
         sender = f"{w.pick(GUESSED_USERS)}@{w.pick(LOCAL_DOMAINS + REMOTE_DOMAINS)}"
-        helo = w.pick(BOT_HELOS + (f"[{a.shown}]",))
+        helo = w.pick((*BOT_HELOS, f"[{a.shown}]"))
         return [_relay_denied(w, a, f"postfix/smtpd[{pid}]", sender, helo)]
     screen, port = f"postfix/postscreen[{w.pids.of('postscreen')}]", w.port()
     if roll < 0.93:
@@ -648,30 +672,31 @@ def _filler_hostname(w: World, length: int) -> str:
     return ".".join(labels) + ".example"
 
 
-def _long_reject(w: World, c: Client, code: str, reason: str) -> str:
+def _long_reject(w: World, c: Client, rcpt: str, reason: str) -> str:
     """A ~600-character NOQUEUE reject: VERP sender, absurd HELO name."""
-    rcpt = w.pick(w.local_users)
     sender = f"bounce-{w.token(48)}={rcpt.replace('@', '=')}@{w.token(12)}.bulk.mailer.example"
     line = (f"postfix/smtpd[{w.pids.of('smtpd')}]: NOQUEUE: reject: RCPT from {c.namaddr}: "
-            f"{code} <{rcpt}>: {reason}; from=<{sender}> to=<{rcpt}> proto=ESMTP helo=<>")
+            f"{reason}; from=<{sender}> to=<{rcpt}> proto=ESMTP helo=<>")
     return line[:-1] + _filler_hostname(w, 600 - len(line)) + ">"
 
 
 def odd_line(w: World, attack: bool) -> LogLine:
     """A UTF-8 user name or a very long reject; attack or benign."""
     if attack:
-        a = w.attacker().client
+        a = w.attackers.next().client
         if w.chance(0.5):
             return LogLine(_login_failure(w, a, w.pick(UTF8_USERS)), a.addr)
-        return LogLine(_long_reject(w, a, "554 5.7.1", "Relay access denied"), a.addr)
+        rcpt = f"{w.token(8)}@{w.pick(REMOTE_DOMAINS)}"
+        return LogLine(_long_reject(w, a, rcpt, f"554 5.7.1 <{rcpt}>: Relay access denied"), a.addr)
     c = w.pick(w.roamers)
     if w.chance(0.5):
         user = f"{w.pick(UTF8_USERS)}@{w.pick(LOCAL_DOMAINS)}"
         return LogLine(f"dovecot: imap-login: Login: user=<{user}>, method=PLAIN, rip={c.shown}, "
                        f"lip={c.lip}, mpid={w.pids.fresh()}, TLS, session=<{w.b64(12)}>", None)
-    server = w.pick(w.servers)
-    greylisted = "Recipient address rejected: Greylisted, see http://postgrey.example.net/help/"
-    return LogLine(_long_reject(w, server, "450 4.2.0", greylisted), None)
+    rcpt = w.pick(w.local_users)
+    reason = (f"450 4.2.0 <{rcpt}>: Recipient address rejected: Greylisted, see "
+              f"http://postgrey.example.net/help/{rcpt.split('@')[1]}.html")
+    return LogLine(_long_reject(w, w.pick(w.servers), rcpt, reason), None)
 
 
 # -- streams and the public API ------------------------------------------------
@@ -706,7 +731,7 @@ class AttackStream:
 
     def next(self) -> LogLine:
         if not self._pending:
-            attacker = self._w.attacker()
+            attacker = self._w.attackers.next()
             self._attacker = attacker.client.addr
             self._pending = attack_episode(self._w, attacker)[::-1]
         return LogLine(self._pending.pop(), self._attacker)
@@ -715,7 +740,11 @@ class AttackStream:
 def generate_labeled(lines: int, seed: int = DEFAULT_SEED,
                      attack_ratio: float = DEFAULT_ATTACK_RATIO,
                      start: datetime = DEFAULT_START) -> Iterator[LogLine]:
-    """Yield ``lines`` log lines (no newline), each with its attacker label."""
+    """Yield ``lines`` log lines (no newline), each with its attacker label.
+
+    The label is the canonical address of the attacker whose failure the line
+    reports (IPv4-mapped addresses unmapped), or None for benign lines.
+    """
     if not 0.0 <= attack_ratio <= 1.0:
         raise ValueError(f"attack_ratio must be within [0, 1], not {attack_ratio}")
     w = World(seed, start)

@@ -1,0 +1,210 @@
+"""The scanner: the lines it passes over parse and match no signature prefilter."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import (
+    NON_ASCII_WORDS, NOW, PROPERTY, SIGNATURES, UTC, line_spans, lines_of, mixed_lines,
+    requires_hyperscan, signature_scanner)
+from syslogban import scanner as scanner_module
+from syslogban.matcher import Matcher
+from syslogban.record import RecordParser
+from syslogban.scanner import Scanner
+
+# (Hyperscan expression, caseless): plain texts, and one with a gap as the
+# prefilters of signatures have them.
+PREFILTERS = [("Invalid user ", False), ("auth failed", True),
+              (r"disconnect from [^\n]*auth=0/", False)]
+CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
+# Oddities: control characters (the parser rejects them) and bytes beyond
+# ASCII (only the parser validates UTF-8; Unicode case folding differs).
+ODD_BYTES = CONTROL_BYTES + bytes(range(0x80, 0x100))
+LONG = 1024  # the scanner's long-line threshold with the default size limit
+
+
+def scan(lines: list[bytes], prefilters=PREFILTERS, max_size: int = 8192) -> list[bytes]:
+    """The lines the hyperscan engine picks out of a chunk made of `lines`."""
+    chunk = b"".join(line + b"\n" for line in lines)
+    spans = Scanner(prefilters, max_size, "hyperscan").lines(chunk)
+    assert spans is not None
+    assert all(chunk[end:end + 1] == b"\n" for _, end in spans)
+    return [chunk[start:end] for start, end in spans]
+
+
+def is_candidate(line: bytes, prefilters, long: int) -> bool:
+    """The oracle: what the scanner must pick out of a chunk.
+    (A bytes pattern's IGNORECASE is ASCII-only, like Hyperscan's.)"""
+    return (any(byte in ODD_BYTES for byte in line)
+            or not line.strip(b" \t")
+            or len(line) > long
+            or any(re.search(expression.encode(), line, re.IGNORECASE if caseless else 0)
+                   for expression, caseless in prefilters))
+
+
+# ------------------------------------------------------------------ engines
+
+def test_plain_engine_sends_every_line_to_the_parser() -> None:
+    scanner = Scanner(PREFILTERS, 8192, "plain")
+    assert scanner.engine == "plain"
+    for chunk in (b"", b"x\n", b"Invalid user a from 1.2.3.4\n\x01\n\xff\n"):
+        assert scanner.lines(chunk) is None
+
+
+def test_auto_engine_prefers_hyperscan() -> None:
+    expected = "plain" if scanner_module.hyperscan is None else "hyperscan"
+    assert Scanner(PREFILTERS, 8192).engine == expected
+    assert Scanner(PREFILTERS, 8192, "auto").engine == expected
+
+
+def test_unknown_engine_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown scanner engine"):
+        Scanner(PREFILTERS, 8192, "re2")
+
+
+def test_hyperscan_engine_without_the_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scanner_module, "hyperscan", None)
+    with pytest.raises(RuntimeError, match="not installed"):
+        Scanner(PREFILTERS, 8192, "hyperscan")
+    assert Scanner(PREFILTERS, 8192, "auto").engine == "plain"
+
+
+# --------------------------------------------------------- hyperscan engine
+
+@requires_hyperscan
+def test_spans_are_exactly_the_matching_lines() -> None:
+    chunk = (b"Nov 21 10:00:27 mx sshd[1]: Accepted publickey\n"
+             b"Nov 21 10:00:27 mx sshd[1]: Invalid user a from 192.0.2.1 port 22\n"
+             b"benign\n"
+             b"Invalid user at the start\n"
+             b"ends with Invalid user \n")
+    spans = Scanner(PREFILTERS, 8192, "hyperscan").lines(chunk)
+    assert spans == [line_spans(chunk)[i] for i in (1, 3, 4)]
+
+
+@requires_hyperscan
+def test_first_and_last_line_and_several_hits_per_line() -> None:
+    lines = [b"Invalid user Invalid user auth failed \x01", b"x", b"y auth failed"]
+    assert scan(lines) == [lines[0], lines[2]]
+
+
+@requires_hyperscan
+def test_case_sensitive_prefilter() -> None:
+    lines = [b"invalid user a", b"INVALID USER a", b"Invalid User a", b"Invalid user a"]
+    assert scan(lines) == [b"Invalid user a"]
+
+
+@requires_hyperscan
+def test_caseless_prefilter() -> None:
+    lines = [b"auth failed", b"AUTH FAILED", b"Auth Failed", b"auth  failed", b"authfailed"]
+    assert scan(lines) == lines[:3]
+
+
+@requires_hyperscan
+def test_text_split_across_lines_is_not_a_hit() -> None:
+    assert scan([b"text Invalid", b"user text"]) == []
+
+
+@requires_hyperscan
+@pytest.mark.parametrize("byte", list(CONTROL_BYTES), ids=lambda b: f"0x{b:02x}")
+def test_control_characters_are_candidates(byte: int) -> None:
+    line = b"benign " + bytes([byte]) + b" text"
+    assert scan([b"a", line, b"b"]) == [line]
+
+
+@requires_hyperscan
+def test_tab_and_printable_ascii_are_not_candidates() -> None:
+    printable = bytes(range(0x20, 0x7F))
+    assert scan([b"a\tb", b"\tindented", printable, b"trailing tab\t"]) == []
+
+
+@requires_hyperscan
+def test_blank_lines_are_candidates() -> None:
+    lines = [b"a", b"", b" ", b"\t", b" \t \t", b"b", b" x "]
+    assert scan(lines) == [b"", b" ", b"\t", b" \t \t"]
+
+
+@requires_hyperscan
+def test_blank_first_and_consecutive_lines() -> None:
+    assert scan([b"", b"", b"a", b"", b""]) == [b"", b"", b"", b""]
+
+
+@requires_hyperscan
+@pytest.mark.parametrize("max_size, long", [(8192, LONG), (100, 100), (LONG, LONG)])
+def test_long_lines_are_candidates(max_size: int, long: int) -> None:
+    at_threshold, beyond = b"x" * long, b"y" * (long + 1)
+    far_beyond = b"z" * (3 * max_size)
+    lines = [b"a", at_threshold, beyond, b"b", far_beyond, b"c" * (long - 1)]
+    assert scan(lines, max_size=max_size) == [beyond, far_beyond]
+
+
+@requires_hyperscan
+@pytest.mark.parametrize("byte", [0x80, 0x9F, 0xA0, 0xC3, 0xE6, 0xF0, 0xFF],
+                         ids=lambda b: f"0x{b:02x}")
+def test_bytes_beyond_ascii_are_candidates(byte: int) -> None:
+    line = b"benign " + bytes([byte]) + b" text"
+    assert scan([b"a", line, b"b"]) == [line]
+
+
+@requires_hyperscan
+def test_non_utf8_and_non_ascii_lines_go_to_the_parser() -> None:
+    lines = [b"benign", b"user j\xf6rg", b"benign", b"\xed\xa0\x80",
+             *(word.encode() for word in NON_ASCII_WORDS), b"benign again"]
+    assert scan(lines) == [line for line in lines if not line.isascii()]
+
+
+@requires_hyperscan
+def test_state_does_not_leak_between_chunks() -> None:
+    scanner = Scanner(PREFILTERS, 8192, "hyperscan")
+    assert scanner.lines(b"Invalid user \n" + b"x" * 2000 + b"\n") == [(0, 13), (14, 2014)]
+    assert scanner.lines(b"benign\nbenign\n") == []
+    assert scanner.lines(b"") == []
+
+
+@requires_hyperscan
+def test_no_prefilters_still_finds_oddities() -> None:
+    assert scan([b"a", b"", b"\x1b"], prefilters=[]) == [b"", b"\x1b"]
+
+
+@requires_hyperscan
+def test_prefilters_are_expressions_matched_within_one_line() -> None:
+    lines = [b"disconnect from x ehlo=1 auth=0/1", b"auth=0/1 disconnect from x",
+             b"disconnect from x", b"auth=0/1", b"disconnect from auth=0/"]
+    assert scan(lines) == [lines[0], lines[4]]
+    assert scan([b"disconnect from x", b"auth=0/1"]) == []
+
+
+@requires_hyperscan
+def test_signature_prefilters_are_more_selective_than_their_literal() -> None:
+    prefilters = Matcher(SIGNATURES).prefilters()
+    lines = [b"sshd[1]: Invalid user root from 192.0.2.1 port 22",
+             b"sshd[1]: Invalid user root", b"BAD LOGIN from 192.0.2.1",
+             b"warning: unknown[192.0.2.1]: SASL PLAIN authentication failed",
+             b"SASL PLAIN authentication failed"]
+    assert scan(lines, prefilters) == [lines[0], lines[2], lines[3]]
+
+
+@requires_hyperscan
+@PROPERTY
+@given(lines=st.lists(mixed_lines(max_size=1200), max_size=25),
+       max_size=st.sampled_from([8192, 1200, 300]))
+def test_lines_passed_over_parse_and_match_no_prefilter(lines: list[bytes],
+                                                        max_size: int) -> None:
+    matcher = Matcher(SIGNATURES)
+    prefilters = matcher.prefilters()
+    chunk = b"".join(line + b"\n" for line in lines)
+    spans = signature_scanner("hyperscan", max_size).lines(chunk)
+    assert spans is not None
+    assert spans == sorted(set(spans))
+    picked = set(spans)
+    parser = RecordParser(max_size, UTC)
+    long = min(LONG, max_size)
+    for span, line in zip(line_spans(chunk), lines_of(chunk)):
+        assert (span in picked) == is_candidate(line, prefilters, long), line
+        if span not in picked:
+            record = parser.parse(line, NOW)  # must not raise
+            assert matcher.match(record) is None
