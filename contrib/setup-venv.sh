@@ -29,6 +29,10 @@ fi
 stamp=.venv/.syslogban-installed
 if [[ ! -e $stamp || setup.cfg -nt $stamp || pyproject.toml -nt $stamp ]]; then
     echo "setup: installing syslogban into .venv" >&2
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+    if ! .venv/bin/python -m pip install --disable-pip-version-check -e '.[test]' \
+            >.venv/setup.log 2>&1; then
+        cat .venv/setup.log >&2
+        exit 1
+    fi
     touch "$stamp"
 fi

@@ -2,15 +2,22 @@
 
 The imperative shell around the pipeline for one file or stdin: it reads,
 prints detections (--jsonl), a summary, and with --replay runs the blocker
-over the log's own timestamps.
+over the log's own timestamps. A regular file is cut into byte ranges at line
+boundaries, one per CPU, each checked by its own process (forked after the
+rules are compiled); the parent prints the ranges' detections in file order.
 """
 
 from __future__ import annotations
 
+import os
+import pickle
+import shutil
 import sys
+import tempfile
 import time
+import traceback
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, TextIO
@@ -18,13 +25,14 @@ from typing import BinaryIO, TextIO
 from .blocker import Block, Blocker
 from .framing import LineFramer
 from .matcher import Matcher
-from .pipeline import Detection, Pipeline
+from .pipeline import Counters, Detection, Pipeline, newlines
 from .record import REJECT_REASONS, RecordParser
 from .scanner import Scanner
 from .signatures import Signature
 
 READ_SIZE = 1 << 20
 TOP_ADDRESSES = 10
+PARALLEL_MIN_BYTES = 8 << 20  # below this, forking costs more than it saves
 
 
 @dataclass(slots=True)
@@ -48,58 +56,196 @@ class Replay:
             self.blocks.append(block)
 
 
+@dataclass(slots=True)
+class CheckResult:
+    counters: Counters
+    addresses: Counter[str]   # attacks per address
+    invalid_addresses: int    # matches dropped: not a literal IP address
+    engine: str
+    processes: int = 1
+    replay: Replay | None = None
+
+    def merge(self, other: CheckResult) -> None:
+        self.counters.lines += other.counters.lines
+        self.counters.rejected.update(other.counters.rejected)
+        self.counters.attacks.update(other.counters.attacks)
+        self.addresses.update(other.addresses)
+        self.invalid_addresses += other.invalid_addresses
+        self.processes += other.processes
+
+
+class Checker:
+    """The compiled rules, ready to check any number of streams or ranges."""
+
+    def __init__(self, signatures: Sequence[Signature], max_size: int,
+                 scanner_engine: str = "auto") -> None:
+        self.signatures = signatures
+        self.max_size = max_size
+        self.matcher = Matcher(signatures)
+        self.parser = RecordParser(max_size)
+        self.scanner = Scanner(self.matcher.prefilters(), max_size, scanner_engine)
+
+    def run(self, blocks: Iterator[bytes], jsonl: TextIO | None, *, replay: bool = False,
+            now: float | None = None, lines_before: int = 0) -> CheckResult:
+        pipeline = Pipeline(self.parser, self.matcher, self.scanner, lines_before)
+        framer = LineFramer(self.max_size)
+        addresses: Counter[str] = Counter()
+        replayer = Replay() if replay else None
+        clock = time.time() if now is None else now
+        invalid_before = self.matcher.invalid_addresses
+        for data in blocks:
+            chunk = framer.feed(data)
+            if chunk:
+                self._detect(pipeline.feed(chunk, clock), addresses, jsonl, replayer)
+        tail = framer.close()
+        if tail:
+            self._detect(pipeline.feed(tail, clock), addresses, jsonl, replayer)
+        return CheckResult(pipeline.counters, addresses,
+                           self.matcher.invalid_addresses - invalid_before,
+                           self.scanner.engine, replay=replayer)
+
+    @staticmethod
+    def _detect(detections: list[Detection], addresses: Counter[str],
+                jsonl: TextIO | None, replay: Replay | None) -> None:
+        for detection in detections:
+            addresses[detection.attack.address] += 1
+            if replay is not None:
+                replay.add(detection)
+        if jsonl is not None and detections:
+            # One write per chunk, whatever the stream's buffering (PYTHONUNBUFFERED).
+            # Ids are [a-z0-9.-] and addresses validated: nothing to escape.
+            jsonl.write("".join(
+                f'{{"lineno": {d.lineno}, "service": "{d.attack.service}", '
+                f'"signature": "{d.attack.signature}", "address": "{d.attack.address}", '
+                f'"danger": {d.attack.danger}}}\n' for d in detections))
+
+    def run_file(self, path: str, jsonl: TextIO | None, *, processes: int,
+                 now: float | None = None) -> CheckResult:
+        """Checks a regular file, its byte ranges in parallel processes."""
+        bounds = _line_bounds(path, processes)
+        children = [self._fork(path, start, end, now)
+                    for start, end in zip(bounds[1:-1], bounds[2:])]
+        with open(path, "rb") as stream:
+            result = self.run(_blocks(stream, bounds[1]), jsonl, now=now)
+        for pid, results, output in children:
+            with os.fdopen(results, "rb") as pipe:
+                data = pipe.read()
+            _, status = os.waitpid(pid, 0)
+            if status != 0 or not data:
+                raise RuntimeError(f"checking part of {path} failed (see the message above)")
+            result.merge(pickle.loads(data))
+            if jsonl is not None:
+                output.seek(0)
+                jsonl.flush()
+                shutil.copyfileobj(output, jsonl)
+            output.close()
+        return result
+
+    def _fork(self, path: str, start: int, end: int,
+              now: float | None) -> tuple[int, int, TextIO]:
+        """A child process that checks [start, end) of `path` (lines numbered from the file's start)."""
+        output = tempfile.TemporaryFile("w+", encoding="ascii")
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid:
+            os.close(write_end)
+            return pid, read_end, output
+        status = 1
+        try:
+            os.close(read_end)
+            with open(path, "rb") as stream:
+                lines_before = sum(newlines(block) for block in _blocks(stream, start))
+                result = self.run(_blocks(stream, end - start), output, now=now,
+                                  lines_before=lines_before)
+            output.flush()
+            with os.fdopen(write_end, "wb") as pipe:
+                pickle.dump(result, pipe)
+            status = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(status)  # never the parent's atexit handlers or stdio buffers
+
+
+def _blocks(stream: BinaryIO, limit: int | None = None) -> Iterator[bytes]:
+    """The stream's bytes in blocks, at most `limit` of them."""
+    while limit is None or limit > 0:
+        data = stream.read(READ_SIZE if limit is None else min(READ_SIZE, limit))
+        if not data:
+            return
+        if limit is not None:
+            limit -= len(data)
+        yield data
+
+
+def _line_bounds(path: str, parts: int) -> list[int]:
+    """Offsets cutting the file into about equal ranges, each after a newline."""
+    size = os.path.getsize(path)
+    bounds = [0]
+    with open(path, "rb") as stream:
+        for n in range(1, parts):
+            stream.seek(max(size * n // parts, bounds[-1]))
+            stream.readline()
+            bounds.append(min(stream.tell(), size))
+    bounds.append(size)
+    return sorted(set(bounds))
+
+
 def check(stream: BinaryIO, signatures: Sequence[Signature], *, jsonl: TextIO | None,
           replay: bool, max_size: int, scanner_engine: str = "auto",
-          now: float | None = None) -> tuple[Pipeline, Counter[str], Replay | None]:
-    """Runs the pipeline over `stream`; returns it (counters) and per-address counts."""
-    matcher = Matcher(signatures)
-    pipeline = Pipeline(RecordParser(max_size), matcher,
-                        Scanner(matcher.prefilters(), max_size, scanner_engine))
-    framer = LineFramer(max_size)
-    addresses: Counter[str] = Counter()
-    replayer = Replay() if replay else None
-    clock = time.time() if now is None else now
-    read = stream.read
-    while True:
-        data = read(READ_SIZE)
-        chunk = framer.feed(data) if data else framer.close()
-        if chunk:
-            for detection in pipeline.feed(chunk, clock):
-                attack = detection.attack
-                addresses[attack.address] += 1
-                if jsonl is not None:
-                    # Ids are [a-z0-9.-] and addresses validated: nothing to escape.
-                    jsonl.write(f'{{"lineno": {detection.lineno}, "service": "{attack.service}", '
-                                f'"signature": "{attack.signature}", "address": '
-                                f'"{attack.address}", "danger": {attack.danger}}}\n')
-                if replayer is not None:
-                    replayer.add(detection)
-        if not data:
-            return pipeline, addresses, replayer
+          now: float | None = None) -> CheckResult:
+    """Checks one stream in this process."""
+    checker = Checker(signatures, max_size, scanner_engine)
+    return checker.run(_blocks(stream), jsonl, replay=replay, now=now)
 
 
-def report(name: str, pipeline: Pipeline, addresses: Counter[str], replay: Replay | None,
-           signatures: Sequence[Signature], out: TextIO) -> None:
-    c = pipeline.counters
+def check_path(path: str, signatures: Sequence[Signature], *, jsonl: TextIO | None,
+               replay: bool, max_size: int, scanner_engine: str = "auto",
+               processes: int = 1, now: float | None = None) -> CheckResult:
+    """Checks a file (or stdin for "-"), in parallel where that pays off."""
+    if path == "-":
+        return check(sys.stdin.buffer, signatures, jsonl=jsonl, replay=replay,
+                     max_size=max_size, scanner_engine=scanner_engine, now=now)
+    with open(path, "rb") as stream:  # a missing file fails here, before any work
+        if replay or processes < 2 or not _big_regular_file(stream):
+            return check(stream, signatures, jsonl=jsonl, replay=replay, max_size=max_size,
+                         scanner_engine=scanner_engine, now=now)
+    checker = Checker(signatures, max_size, scanner_engine)
+    return checker.run_file(path, jsonl, processes=processes, now=now)
+
+
+def _big_regular_file(stream: BinaryIO) -> bool:
+    info = os.fstat(stream.fileno())
+    return (info.st_mode & 0o170000) == 0o100000 and info.st_size >= PARALLEL_MIN_BYTES
+
+
+def default_processes() -> int:
+    return max(1, min(len(os.sched_getaffinity(0)), 4))
+
+
+def report(name: str, result: CheckResult, signatures: Sequence[Signature],
+           out: TextIO) -> None:
+    c = result.counters
     rejected = sum(c.rejected.values())
     print(f"syslogban check: {name}", file=out)
     print(f"lines     {c.lines} read, {c.parsed} parsed, {rejected} rejected", file=out)
     for reason, count in sorted(c.rejected.items()):
         print(f"  {count:>9}  {reason}: {REJECT_REASONS[reason]}", file=out)
     attacks = sum(c.attacks.values())
-    print(f"attacks   {attacks} from {len(addresses)} addresses "
-          f"({len(signatures)} signatures in use, scanner: {pipeline.scanner.engine})", file=out)
+    print(f"attacks   {attacks} from {len(result.addresses)} addresses "
+          f"({len(signatures)} signatures in use, scanner: {result.engine}, "
+          f"{result.processes} process{'es' if result.processes > 1 else ''})", file=out)
     for sig_id, count in c.attacks.most_common():
         print(f"  {count:>9}  {sig_id}", file=out)
-    if pipeline.matcher.invalid_addresses:
-        print(f"  {pipeline.matcher.invalid_addresses:>9}  matches dropped: "
+    if result.invalid_addresses:
+        print(f"  {result.invalid_addresses:>9}  matches dropped: "
               "not a literal IP address", file=out)
-    if addresses:
+    if result.addresses:
         print("top addresses", file=out)
-        for address, count in addresses.most_common(TOP_ADDRESSES):
+        for address, count in result.addresses.most_common(TOP_ADDRESSES):
             print(f"  {count:>9}  {address}", file=out)
-    if replay is not None:
-        _report_replay(replay, out)
+    if result.replay is not None:
+        _report_replay(result.replay, out)
 
 
 def _report_replay(replay: Replay, out: TextIO) -> None:
@@ -117,9 +263,3 @@ def _report_replay(replay: Replay, out: TextIO) -> None:
         print(f"  {when}  {block.address:<39}  block #{block.nth} for "
               f"{block.until - block.since:g}s  score {block.score}  "
               f"{', '.join(block.signatures)}", file=out)
-
-
-def open_input(path: str) -> BinaryIO:
-    if path == "-":
-        return sys.stdin.buffer
-    return open(path, "rb")

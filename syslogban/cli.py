@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .check import check, open_input, report
+from .check import check_path, default_processes, report
 from .examples import check_examples
 from .record import DEFAULT_MAX_SIZE
 from .signatures import RuleError, Signature, load_rules, make_signature, select
@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="reject records longer than this (default %(default)s)")
     p.add_argument("--scanner", choices=("auto", "hyperscan", "plain"), default="auto",
                    help="line prefilter engine (default: hyperscan when installed)")
+    p.add_argument("--processes", metavar="N", type=int, default=default_processes(),
+                   help="check a large file in N processes (default: the CPUs, at most 4)")
     p.set_defaults(func=_check)
 
     p = commands.add_parser("rules", help="list, show or check signatures")
@@ -96,6 +98,8 @@ def _signatures(args: argparse.Namespace) -> tuple[list[Signature], list[Signatu
 def _check(args: argparse.Namespace) -> int:
     if args.max_record_size < 64:
         raise UsageError("--max-record-size must be at least 64 bytes")
+    if args.processes < 1:
+        raise UsageError("--processes must be at least 1")
     if args.program and not args.pattern:
         raise UsageError("--program goes with --pattern")
     if args.pattern:
@@ -104,13 +108,11 @@ def _check(args: argparse.Namespace) -> int:
                   for n, text in enumerate(args.pattern, start=1)]
     else:
         active = _signatures(args)[1]
-    stream = open_input(args.file)
+    result = check_path(args.file, active, jsonl=sys.stdout if args.jsonl else None,
+                        replay=args.replay, max_size=args.max_record_size,
+                        scanner_engine=args.scanner, processes=args.processes)
     name = "<stdin>" if args.file == "-" else args.file
-    with stream:
-        pipeline, addresses, replay = check(
-            stream, active, jsonl=sys.stdout if args.jsonl else None, replay=args.replay,
-            max_size=args.max_record_size, scanner_engine=args.scanner)
-    report(name, pipeline, addresses, replay, active, sys.stderr if args.jsonl else sys.stdout)
+    report(name, result, active, sys.stderr if args.jsonl else sys.stdout)
     return 0
 
 

@@ -38,19 +38,21 @@ class Detection(NamedTuple):
 _ALL_BUT_NEWLINE = bytes(b for b in range(256) if b != 0x0A)
 
 
-def _newlines(data: bytes) -> int:
+def newlines(data: bytes) -> int:
     """Twice as fast as data.count(b"\\n") (measured): a C loop with no compare."""
     return len(data.translate(None, _ALL_BUT_NEWLINE))
 
 
 class Pipeline:
-    __slots__ = ("parser", "matcher", "scanner", "counters")
+    __slots__ = ("parser", "matcher", "scanner", "counters", "lines_before")
 
-    def __init__(self, parser: RecordParser, matcher: Matcher, scanner: Scanner) -> None:
+    def __init__(self, parser: RecordParser, matcher: Matcher, scanner: Scanner,
+                 lines_before: int = 0) -> None:
         self.parser = parser
         self.matcher = matcher
         self.scanner = scanner
         self.counters = Counters()
+        self.lines_before = lines_before  # line numbers start after these (a slice of a file)
 
     def feed(self, chunk: bytes, now: float) -> list[Detection]:
         """Detections in `chunk`: whole records, each ending in a newline."""
@@ -61,22 +63,22 @@ class Pipeline:
             lines = chunk.split(b"\n")[:-1]
             for line in lines:
                 counters.lines += 1
-                self._one(line, counters.lines, now, found)
+                self._one(line, self.lines_before + counters.lines, now, found)
             return found
         # Line numbers are counted only up to each candidate: one pass in all.
         pos = 0
         for start, end in spans:
-            counters.lines += _newlines(chunk[pos:start]) + 1
+            counters.lines += newlines(chunk[pos:start]) + 1
             pos = end + 1
-            self._one(chunk[start:end], counters.lines, now, found)
-        counters.lines += _newlines(chunk[pos:])
+            self._one(chunk[start:end], self.lines_before + counters.lines, now, found)
+        counters.lines += newlines(chunk[pos:])
         return found
 
     def feed_record(self, data: bytes, now: float) -> Detection | None:
         """One record that arrived whole (a datagram, an octet-counted frame)."""
         self.counters.lines += 1
         found: list[Detection] = []
-        self._one(data, self.counters.lines, now, found)
+        self._one(data, self.lines_before + self.counters.lines, now, found)
         return found[0] if found else None
 
     def _one(self, line: bytes, lineno: int, now: float, found: list[Detection]) -> None:

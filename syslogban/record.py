@@ -108,10 +108,9 @@ class Record(NamedTuple):
 class RecordParser:
     """Parses records; holds its limits and a timestamp cache.
 
-    The cache is what makes timestamps cheap (a log repeats the same second
-    many times). It holds what does not depend on `now` (an ISO time, or the
-    candidate years of an RFC 3164 date), so results never depend on the
-    records parsed before.
+    The cache of day starts is what makes timestamps cheap (datetime with a
+    time zone costs microseconds, a log spans few days). It holds nothing that
+    depends on `now`, so results never depend on the records parsed before.
     """
 
     __slots__ = ("max_size", "tz", "_cache", "_year", "_year_minute")
@@ -119,7 +118,7 @@ class RecordParser:
     def __init__(self, max_size: int = DEFAULT_MAX_SIZE, tz: tzinfo | None = None) -> None:
         self.max_size = max_size
         self.tz = tz  # None: the local time of the C library (TZ)
-        self._cache: dict[str, float | tuple[float, ...] | None] = {}
+        self._cache: dict[tuple[int, int, int, tzinfo | None], tuple[float, bool] | None] = {}
         self._year = 0
         self._year_minute = -1  # zone offsets are whole minutes: years change on one
 
@@ -143,10 +142,7 @@ class RecordParser:
         minute = int(now // 60)
         if minute != self._year_minute:
             self._year_minute = minute
-            year = datetime.fromtimestamp(now, self.tz).year
-            if year != self._year:
-                self._year = year
-                self._cache.clear()
+            self._year = datetime.fromtimestamp(now, self.tz).year
         if len(self._cache) > 4096:
             self._cache.clear()
         m = _COMMON.fullmatch(text)
@@ -212,55 +208,81 @@ class RecordParser:
             timestamp=timestamp, facility=facility, severity=severity)
 
     def _timestamp(self, m: re.Match[str], now: float) -> float | None:
-        if m.group("iso") is not None:
-            key = m.group("iso") + (m.group("off") or "")
+        iso = m.group("iso")
+        if iso is not None:
+            zone = self._zone(m.group("off"))
+            if zone is False:
+                return None
+            stamp = self._at(int(iso[:4]), int(iso[5:7]), int(iso[8:10]), iso[11:], zone)
             frac = m.group("ifrac")
         else:
-            key = m.group("bsd")
-            frac = m.group("frac")
-        try:
-            cached = self._cache[key]
-        except KeyError:
-            cached = self._cache[key] = (
-                self._iso(m) if m.group("iso") is not None else self._bsd(m))
-        if isinstance(cached, tuple):  # RFC 3164: the latest year not in the future
-            cached = next((stamp for stamp in cached if stamp <= now + FUTURE_SLACK), None)
-        if cached is None or frac is None:
-            return cached
-        return cached + float(frac)
-
-    def _iso(self, m: re.Match[str]) -> float | None:
-        off = m.group("off")
-        zone: tzinfo | None = self.tz
-        if off == "Z":
-            zone = timezone.utc
-        elif off is not None:
-            sign = -1 if off[0] == "-" else 1
-            hours, minutes = int(off[1:3]), int(off[-2:])
-            if hours > 23 or minutes > 59:
+            month = MONTHS.get(m.group("mon"))
+            if month is None:
                 return None
-            zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
-        try:
-            return datetime.fromisoformat(m.group("iso").replace(" ", "T")).replace(
-                tzinfo=zone).timestamp()
-        except ValueError:
-            return None
+            stamp = self._bsd(month, int(m.group("day")), m.group("hms"), now + FUTURE_SLACK)
+            frac = m.group("frac")
+        if stamp is None or frac is None:
+            return stamp
+        return stamp + float(frac)
 
-    def _bsd(self, m: re.Match[str]) -> tuple[float, ...] | None:
-        """RFC 3164 carries no year: the date in each candidate year, latest first."""
-        month = MONTHS.get(m.group("mon"))
-        if month is None:
+    def _bsd(self, month: int, day: int, hms: str, limit: float) -> float | None:
+        """RFC 3164 has no year: the latest one in which the date is not after `limit`."""
+        stamp = self._at(self._year, month, day, hms, self.tz)
+        if stamp is not None and stamp <= limit:
+            if stamp + 365 * 86400 <= limit:  # late December: maybe already next year's
+                following = self._at(self._year + 1, month, day, hms, self.tz)
+                if following is not None and following <= limit:
+                    return following
+            return stamp
+        for year in range(self._year - 1, self._year - _YEARS_BACK, -1):
+            stamp = self._at(year, month, day, hms, self.tz)
+            if stamp is not None and stamp <= limit:
+                return stamp
+        return None
+
+    def _at(self, year: int, month: int, day: int, hms: str, zone: tzinfo | None) -> float | None:
+        """Seconds since the epoch of a wall-clock time, None if there is no such time.
+
+        The start of each day is cached; a time is its day's start plus the
+        seconds since midnight, unless the zone changes its offset that day.
+        """
+        hour, minute, second = int(hms[:2]), int(hms[3:5]), int(hms[6:8])
+        if hour > 23 or minute > 59 or second > 59:
             return None
-        day = int(m.group("day"))
-        hour, minute, second = (int(x) for x in m.group("hms").split(":"))
-        stamps = []
-        for year in range(self._year + 1, self._year - _YEARS_BACK, -1):
-            try:
-                when = datetime(year, month, day, hour, minute, second, tzinfo=self.tz)
-            except ValueError:
-                continue
-            stamps.append(when.timestamp())
-        return tuple(stamps) or None
+        key = (year, month, day, zone)
+        try:
+            start = self._cache[key]
+        except KeyError:
+            start = self._cache[key] = _day_start(year, month, day, zone)
+        if start is None:
+            return None
+        midnight, regular = start
+        if regular:
+            return midnight + hour * 3600 + minute * 60 + second
+        return datetime(year, month, day, hour, minute, second, tzinfo=zone).timestamp()
+
+    def _zone(self, offset: str | None) -> tzinfo | None | bool:
+        """The zone of an ISO offset (False: an impossible one)."""
+        if offset is None:
+            return self.tz
+        if offset == "Z":
+            return timezone.utc
+        hours, minutes = int(offset[1:3]), int(offset[-2:])
+        if hours > 23 or minutes > 59:
+            return False
+        sign = -1 if offset[0] == "-" else 1
+        return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def _day_start(year: int, month: int, day: int,
+               zone: tzinfo | None) -> tuple[float, bool] | None:
+    """(start of the day, whether it has 86400 seconds), None for no such day."""
+    try:
+        midnight = datetime(year, month, day, tzinfo=zone)
+        start = midnight.timestamp()
+        return start, (midnight + timedelta(days=1)).timestamp() - start == 86400
+    except (ValueError, OverflowError, OSError):  # no such day, or beyond what time_t holds
+        return None
 
 
 def _nil(value: str) -> str | None:

@@ -15,7 +15,7 @@ from syslogban.framing import LineFramer
 from syslogban.matcher import Attack, Matcher
 from syslogban.pipeline import Detection, Pipeline
 from syslogban.record import Malformed, Record, RecordParser
-from syslogban.signatures import Signature, make_signature
+from syslogban.signatures import Signature, load_rules, make_signature, select
 
 HEAD = b"Nov 21 10:00:27 mx "
 SASL_LINE = HEAD + b"postfix/smtpd[2]: warning: unknown[192.0.2.7]: SASL LOGIN " \
@@ -352,3 +352,32 @@ def edited(message: str, edits: list[tuple[str, int, str]]) -> str:
 def test_engines_agree_on_tricky_patterns(picks) -> None:
     lines = [app_line(edited(message, edits)) for message, edits in picks]
     assert tricky_outcome("hyperscan", lines) == tricky_outcome("plain", lines)
+
+
+# ------------------------------------------------- the bundled rules, at random
+
+BUNDLED = tuple(select(load_rules(), enable=["all"]))
+
+
+@PROPERTY
+@given(data=st.binary(max_size=4000))
+def test_random_bytes_never_yield_an_attack_from_the_bundled_rules(data: bytes) -> None:
+    pipeline = make_pipeline("plain", signatures=BUNDLED)
+    framer = LineFramer(8192)
+    found = pipeline.feed(framer.feed(data) + framer.close(), NOW)
+    assert found == []
+    unterminated = bool(data) and not data.endswith(b"\n")
+    assert pipeline.counters.lines == data.count(b"\n") + unterminated
+
+
+@PROPERTY
+@given(tag=st.sampled_from(["postfix/smtpd", "dovecot", "sm-mta", "postfix/postscreen"]),
+       words=st.lists(st.sampled_from([
+           "warning:", "unknown[192.0.2.1]:", "SASL", "LOGIN", "authentication", "failed",
+           "rip=198.51.100.2,", "lip=", "(auth failed, 1 attempts)", "from", "[203.0.113.3]",
+           "relay=[2001:db8::4]", "disconnect", "auth=0/1", "Relay access denied", ":", "x",
+       ]), max_size=14))
+def test_any_attack_address_occurs_literally_in_the_record(tag: str, words: list[str]) -> None:
+    line = f"Nov 21 10:00:27 mx {tag}[1]: {' '.join(words)}".encode()
+    for detection in make_pipeline("plain", signatures=BUNDLED).feed(line + b"\n", NOW):
+        assert detection.attack.address.encode() in line

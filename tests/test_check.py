@@ -1,0 +1,67 @@
+"""`check` as a library: parallel ranges give exactly the sequential result."""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+import pytest
+
+from syslogban import check as check_module
+from syslogban.check import check, check_path
+from syslogban.signatures import load_rules, select
+
+SIGNATURES = select(load_rules(), enable=["all"])
+SAMPLE = Path(__file__).resolve().parent.parent / "contrib" / "sample" / "mail.log"
+NOW = 1_800_000_000.0
+
+
+def mixed_log(tmp_path: Path) -> Path:
+    """The sample log shuffled with odd lines, so range cuts land anywhere."""
+    rng = random.Random(5)
+    lines = SAMPLE.read_bytes().splitlines()
+    odd = [b"", b"   ", b"\xff\xfe broken", b"ctrl \x01 char", b"x" * 9000, b"bare text"]
+    mixed = lines + [rng.choice(odd) for _ in range(200)]
+    rng.shuffle(mixed)
+    path = tmp_path / "mixed.log"
+    path.write_bytes(b"\n".join(mixed))  # and no newline at the very end
+    return path
+
+
+@pytest.mark.parametrize("processes", [2, 3, 7])
+def test_parallel_ranges_equal_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           processes: int) -> None:
+    path = mixed_log(tmp_path)
+    serial_out = io.StringIO()
+    with open(path, "rb") as stream:
+        serial = check(stream, SIGNATURES, jsonl=serial_out, replay=False,
+                       max_size=8192, now=NOW)
+    monkeypatch.setattr(check_module, "PARALLEL_MIN_BYTES", 0)
+    with open(tmp_path / "parallel.jsonl", "w+") as parallel_out:
+        parallel = check_path(str(path), SIGNATURES, jsonl=parallel_out, replay=False,
+                              max_size=8192, processes=processes, now=NOW)
+        parallel_out.seek(0)
+        assert parallel_out.read() == serial_out.getvalue()
+    assert parallel.processes == processes
+    assert serial.processes == 1
+    assert parallel.counters == serial.counters
+    assert parallel.addresses == serial.addresses
+    assert serial.counters.lines == 1700
+    assert set(serial.counters.rejected) == {"empty", "invalid-utf8", "control-char", "too-long"}
+    assert serial_out.getvalue().count("\n") == sum(serial.counters.attacks.values()) > 100
+
+
+def test_small_files_and_replay_stay_in_one_process(tmp_path: Path) -> None:
+    path = mixed_log(tmp_path)
+    assert check_path(str(path), SIGNATURES, jsonl=None, replay=False, max_size=8192,
+                      processes=4, now=NOW).processes == 1
+    result = check_path(str(path), SIGNATURES, jsonl=None, replay=True, max_size=8192,
+                        processes=4, now=NOW)
+    assert result.processes == 1 and result.replay is not None and result.replay.blocks
+
+
+def test_missing_file_raises_before_any_work(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        check_path(str(tmp_path / "nope"), SIGNATURES, jsonl=None, replay=False,
+                   max_size=8192, processes=2)
