@@ -5,6 +5,8 @@ prints detections (--jsonl), a summary, and with --replay runs the blocker
 over the log's own timestamps. A regular file is cut into byte ranges at line
 boundaries, one per CPU, each checked by its own process (forked after the
 rules are compiled); the parent prints the ranges' detections in file order.
+A child first rebuilds the session bindings (see correlation.py) that the
+log before its range leaves, so that every range sees what one process would.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from datetime import datetime
 from typing import BinaryIO, TextIO
 
 from .blocker import Block, Blocker
+from .correlation import DEFAULT_SIZE as DEFAULT_SESSIONS
+from .correlation import CorrelationCounters, Correlator
 from .framing import LineFramer
 from .matcher import Matcher
 from .pipeline import Counters, Detection, Pipeline, newlines
@@ -33,6 +37,7 @@ from .signatures import Signature
 READ_SIZE = 1 << 20
 TOP_ADDRESSES = 10
 PARALLEL_MIN_BYTES = 8 << 20  # below this, forking costs more than it saves
+WARM_UP_BLOCK = 4 << 20       # read backwards in blocks this size for session bindings
 
 
 @dataclass(slots=True)
@@ -61,6 +66,7 @@ class CheckResult:
     counters: Counters
     addresses: Counter[str]   # attacks per address
     invalid_addresses: int    # matches dropped: not a literal IP address
+    correlation: CorrelationCounters
     engine: str
     processes: int = 1
     replay: Replay | None = None
@@ -71,6 +77,9 @@ class CheckResult:
         self.counters.attacks.update(other.counters.attacks)
         self.addresses.update(other.addresses)
         self.invalid_addresses += other.invalid_addresses
+        for name in CorrelationCounters.__slots__:
+            setattr(self.correlation, name,
+                    getattr(self.correlation, name) + getattr(other.correlation, name))
         self.processes += other.processes
 
 
@@ -78,12 +87,16 @@ class Checker:
     """The compiled rules, ready to check any number of streams or ranges."""
 
     def __init__(self, signatures: Sequence[Signature], max_size: int,
-                 scanner_engine: str = "auto") -> None:
+                 scanner_engine: str = "auto", sessions: int = DEFAULT_SESSIONS) -> None:
         self.signatures = signatures
         self.max_size = max_size
-        self.matcher = Matcher(signatures)
+        self.matcher = Matcher(signatures, Correlator(sessions))
         self.parser = RecordParser(max_size)
         self.scanner = Scanner(self.matcher.prefilters(), max_size, scanner_engine)
+        binding = [s for s in signatures if s.binds]
+        self.binder = Matcher(binding) if binding else None
+        self.binder_scanner = (Scanner(self.binder.prefilters(), max_size, scanner_engine)
+                               if self.binder else None)
 
     def run(self, blocks: Iterator[bytes], jsonl: TextIO | None, *, replay: bool = False,
             now: float | None = None, lines_before: int = 0) -> CheckResult:
@@ -102,7 +115,8 @@ class Checker:
             self._detect(pipeline.feed(tail, clock), addresses, jsonl, replayer)
         return CheckResult(pipeline.counters, addresses,
                            self.matcher.invalid_addresses - invalid_before,
-                           self.scanner.engine, replay=replayer)
+                           self.matcher.correlator.counters, self.scanner.engine,
+                           replay=replayer)
 
     @staticmethod
     def _detect(detections: list[Detection], addresses: Counter[str],
@@ -154,8 +168,11 @@ class Checker:
         try:
             os.close(read_end)
             with open(path, "rb") as stream:
+                clock = time.time() if now is None else now
+                self.matcher.correlator = self._bindings_before(stream, start, clock)
+                stream.seek(0)
                 lines_before = sum(newlines(block) for block in _blocks(stream, start))
-                result = self.run(_blocks(stream, end - start), output, now=now,
+                result = self.run(_blocks(stream, end - start), output, now=clock,
                                   lines_before=lines_before)
             output.flush()
             with os.fdopen(write_end, "wb") as pipe:
@@ -165,6 +182,34 @@ class Checker:
             traceback.print_exc()
         finally:
             os._exit(status)  # never the parent's atexit handlers or stdio buffers
+
+
+    def _bindings_before(self, stream: BinaryIO, end: int, now: float) -> Correlator:
+        """The session bindings one process would hold on reaching offset `end`.
+
+        Read backwards, block by block, with only the binding signatures, until
+        the bindings fill the correlator (older ones would have been evicted)
+        or the file starts.
+        """
+        template = self.matcher.correlator
+        state = Correlator(template.size, template.ttl)
+        if self.binder is None or self.binder_scanner is None:
+            return state
+        binder = Pipeline(self.parser, self.binder, self.binder_scanner)
+        while end > 0 and len(state) < state.size:
+            start = end
+            while True:  # back to a line start, however long the line
+                start = max(0, start - WARM_UP_BLOCK)
+                stream.seek(start)
+                block = stream.read(end - start)
+                cut = 0 if start == 0 else block.find(b"\n") + 1
+                if start == 0 or cut:
+                    break
+            self.binder.correlator = Correlator(state.size, state.ttl)
+            binder.feed(block[cut:], now)
+            state.absorb(self.binder.correlator)
+            end = start + cut
+        return state
 
 
 def _blocks(stream: BinaryIO, limit: int | None = None) -> Iterator[bytes]:
@@ -193,24 +238,26 @@ def _line_bounds(path: str, parts: int) -> list[int]:
 
 def check(stream: BinaryIO, signatures: Sequence[Signature], *, jsonl: TextIO | None,
           replay: bool, max_size: int, scanner_engine: str = "auto",
-          now: float | None = None) -> CheckResult:
+          sessions: int = DEFAULT_SESSIONS, now: float | None = None) -> CheckResult:
     """Checks one stream in this process."""
-    checker = Checker(signatures, max_size, scanner_engine)
+    checker = Checker(signatures, max_size, scanner_engine, sessions)
     return checker.run(_blocks(stream), jsonl, replay=replay, now=now)
 
 
 def check_path(path: str, signatures: Sequence[Signature], *, jsonl: TextIO | None,
                replay: bool, max_size: int, scanner_engine: str = "auto",
-               processes: int = 1, now: float | None = None) -> CheckResult:
+               sessions: int = DEFAULT_SESSIONS, processes: int = 1,
+               now: float | None = None) -> CheckResult:
     """Checks a file (or stdin for "-"), in parallel where that pays off."""
     if path == "-":
         return check(sys.stdin.buffer, signatures, jsonl=jsonl, replay=replay,
-                     max_size=max_size, scanner_engine=scanner_engine, now=now)
+                     max_size=max_size, scanner_engine=scanner_engine, sessions=sessions,
+                     now=now)
     with open(path, "rb") as stream:  # a missing file fails here, before any work
         if replay or processes < 2 or not _big_regular_file(stream):
             return check(stream, signatures, jsonl=jsonl, replay=replay, max_size=max_size,
-                         scanner_engine=scanner_engine, now=now)
-    checker = Checker(signatures, max_size, scanner_engine)
+                         scanner_engine=scanner_engine, sessions=sessions, now=now)
+    checker = Checker(signatures, max_size, scanner_engine, sessions)
     return checker.run_file(path, jsonl, processes=processes, now=now)
 
 
@@ -240,6 +287,12 @@ def report(name: str, result: CheckResult, signatures: Sequence[Signature],
     if result.invalid_addresses:
         print(f"  {result.invalid_addresses:>9}  matches dropped: "
               "not a literal IP address", file=out)
+    corr = result.correlation
+    if corr.bound or corr.unresolved:
+        print(f"sessions  {corr.bound} bindings, {corr.resolved} failures resolved, "
+              f"{corr.unresolved} unresolved (never guessed: session not seen"
+              f"{f', {corr.expired} expired' if corr.expired else ''}), "
+              f"{corr.evicted} evicted", file=out)
     if result.addresses:
         print("top addresses", file=out)
         for address, count in result.addresses.most_common(TOP_ADDRESSES):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .check import check_path, default_processes, report
+from .check import DEFAULT_SESSIONS, check_path, default_processes, report
 from .examples import check_examples
 from .record import DEFAULT_MAX_SIZE
 from .signatures import RuleError, Signature, load_rules, make_signature, select
@@ -71,6 +71,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="reject records longer than this (default %(default)s)")
     p.add_argument("--scanner", choices=("auto", "hyperscan", "plain"), default="auto",
                    help="line prefilter engine (default: hyperscan when installed)")
+    p.add_argument("--sessions", metavar="N", type=int, default=DEFAULT_SESSIONS,
+                   help="remember at most N session ids for multi-line signatures "
+                        "(default %(default)s; the oldest is forgotten first)")
     p.add_argument("--processes", metavar="N", type=int, default=default_processes(),
                    help="check a large file in N processes (default: the CPUs, at most 4)")
     p.set_defaults(func=_check)
@@ -98,8 +101,8 @@ def _signatures(args: argparse.Namespace) -> tuple[list[Signature], list[Signatu
 def _check(args: argparse.Namespace) -> int:
     if args.max_record_size < 64:
         raise UsageError("--max-record-size must be at least 64 bytes")
-    if args.processes < 1:
-        raise UsageError("--processes must be at least 1")
+    if args.processes < 1 or args.sessions < 1:
+        raise UsageError("--processes and --sessions must be at least 1")
     if args.program and not args.pattern:
         raise UsageError("--program goes with --pattern")
     if args.pattern:
@@ -110,7 +113,8 @@ def _check(args: argparse.Namespace) -> int:
         active = _signatures(args)[1]
     result = check_path(args.file, active, jsonl=sys.stdout if args.jsonl else None,
                         replay=args.replay, max_size=args.max_record_size,
-                        scanner_engine=args.scanner, processes=args.processes)
+                        scanner_engine=args.scanner, sessions=args.sessions,
+                        processes=args.processes)
     name = "<stdin>" if args.file == "-" else args.file
     report(name, result, active, sys.stderr if args.jsonl else sys.stdout)
     return 0

@@ -3,7 +3,8 @@
 Each example line goes the whole way a real record goes (record parser, tag
 dispatch, matcher with every signature loaded), so an example also proves that
 its program tag is dispatched to its signature and that no earlier signature
-shadows it.
+shadows it. The context lines of an example (the record that binds a session
+id) go first, into fresh session bindings.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from .matcher import Matcher
-from .record import Malformed, RecordParser
-from .signatures import Signature
+from .correlation import Correlator
+from .matcher import Attack, Matcher
+from .record import Malformed, Record, RecordParser
+from .signatures import Example, Signature
 
 # Examples carry RFC 3164 dates without a year; any fixed clock will do.
 EXAMPLE_CLOCK = 1_800_000_000.0
@@ -26,32 +28,63 @@ def check_examples(signatures: Sequence[Signature]) -> list[str]:
     failures = []
     for signature in signatures:
         for example in signature.examples:
-            problem = _check(signature, example.line, example.address, example.kind,
-                             matcher, parser)
+            problem = _check(signature, example, matcher, parser)
             if problem:
                 failures.append(f"{signature.source}: {signature.id}: {example.kind} "
                                 f"{example.line!r}: {problem}")
     return failures
 
 
-def _check(signature: Signature, line: str, expected: str | None, kind: str,
-           matcher: Matcher, parser: RecordParser) -> str | None:
-    try:
-        record = parser.parse(line.encode("utf-8"), EXAMPLE_CLOCK)
-    except Malformed as exc:
-        return f"not a valid record: {exc}"
-    attack = matcher.match(record)
-    if expected is None:
-        if attack is not None and attack.signature == signature.id:
-            return f"must not match, but matched with address {attack.address}"
+def _check(signature: Signature, example: Example, matcher: Matcher,
+           parser: RecordParser) -> str | None:
+    matcher.correlator = Correlator()
+    for line in example.context:
+        problem = _feed(line, matcher, parser)
+        if isinstance(problem, str):
+            return f"context line {line!r}: {problem}"
+    record_or_problem = _record(example.line, parser)
+    if isinstance(record_or_problem, str):
+        return record_or_problem
+    record = record_or_problem
+    attack = matcher.match(record, EXAMPLE_CLOCK)
+    found = _found(signature, attack, matcher)
+    if example.address is None:
+        if found is not None:
+            return f"must not match, but matched with address {found}"
         return None
     if all(s.id != signature.id for s in matcher.candidates(record.program)):
         return (f"program tag {record.program!r} is not one of "
                 f"{list(signature.programs)}")
-    if attack is None:
-        return "does not match"
-    if attack.signature != signature.id:
-        return f"matched by {attack.signature} first"
-    if attack.address != expected:
-        return f"address {attack.address}, expected {expected}"
+    if found is None:
+        if attack is not None:
+            return f"matched by {attack.signature} first"
+        return "does not match" + (" (or its session id was never bound)"
+                                   if signature.resolves else "")
+    if found != example.address:
+        return f"address {found}, expected {example.address}"
+    return None
+
+
+def _found(signature: Signature, attack: Attack | None, matcher: Matcher) -> str | None:
+    """The address this signature took from the line: attacked, or bound."""
+    if signature.binds:
+        bound = matcher.correlator.addresses()
+        return bound[-1] if bound else None
+    if attack is not None and attack.signature == signature.id:
+        return attack.address
+    return None
+
+
+def _record(line: str, parser: RecordParser) -> Record | str:
+    try:
+        return parser.parse(line.encode("utf-8"), EXAMPLE_CLOCK)
+    except Malformed as exc:
+        return f"not a valid record: {exc}"
+
+
+def _feed(line: str, matcher: Matcher, parser: RecordParser) -> str | None:
+    record = _record(line, parser)
+    if isinstance(record, str):
+        return record
+    matcher.match(record, EXAMPLE_CLOCK)
     return None

@@ -7,7 +7,9 @@ Rules of this file:
 * The address comes from the pattern's <ADDR> group and must be a literal
   IPv4/IPv6 address; anything else is counted and dropped, never resolved.
 * Signatures are tried in load order and the first match wins, so one record
-  is one attack and danger is never counted twice.
+  is one attack and danger is never counted twice. Binding signatures
+  (session id -> address) are tried before all others, record their binding
+  and let the search go on.
 
 Theory of operation: records are dispatched on their program tag (the list of
 candidate signatures is computed once per distinct tag and cached), then each
@@ -22,6 +24,7 @@ from fnmatch import fnmatchcase
 from typing import NamedTuple
 
 from .address import normalize_address
+from .correlation import Correlator
 from .record import Record
 from .signatures import Signature
 
@@ -38,10 +41,12 @@ class Attack(NamedTuple):
 
 
 class Matcher:
-    __slots__ = ("signatures", "invalid_addresses", "_dispatch")
+    __slots__ = ("signatures", "correlator", "invalid_addresses", "_dispatch")
 
-    def __init__(self, signatures: Iterable[Signature]) -> None:
+    def __init__(self, signatures: Iterable[Signature],
+                 correlator: Correlator | None = None) -> None:
         self.signatures = tuple(signatures)
+        self.correlator = correlator if correlator is not None else Correlator()
         self.invalid_addresses = 0
         self._dispatch: dict[str | None, tuple[Signature, ...]] = {}
 
@@ -52,12 +57,16 @@ class Matcher:
     def candidates(self, program: str | None) -> tuple[Signature, ...]:
         found = self._dispatch.get(program)
         if found is None:
-            found = tuple(s for s in self.signatures if _applies(s, program))
+            # Binding signatures first: every record they match binds, whatever
+            # attack it also is, so bindings depend on binding signatures alone.
+            found = tuple(sorted((s for s in self.signatures if _applies(s, program)),
+                                 key=lambda s: not s.binds))
             if len(self._dispatch) < _DISPATCH_CACHE_LIMIT:
                 self._dispatch[program] = found
         return found
 
-    def match(self, record: Record) -> Attack | None:
+    def match(self, record: Record, now: float) -> Attack | None:
+        """The attack in `record`; `now` ages the session bindings."""
         message = record.message
         lowered = None
         for signature in self.candidates(record.program):
@@ -71,10 +80,20 @@ class Matcher:
             m = signature.regex.match(message)
             if m is None:
                 continue
-            address = normalize_address(m.group("addr"))
-            if address is None:
-                self.invalid_addresses += 1
-                continue
+            if signature.resolves:
+                address = self.correlator.resolve(
+                    (signature.service, record.hostname, m.group("id")), now)
+                if address is None:
+                    continue  # counted by the correlator, never guessed
+            else:
+                address = normalize_address(m.group("addr"))
+                if address is None:
+                    self.invalid_addresses += 1
+                    continue
+                if signature.binds:
+                    self.correlator.bind(
+                        (signature.service, record.hostname, m.group("id")), address, now)
+                    continue
             return Attack(address, signature.id, signature.service, signature.danger)
         return None
 

@@ -87,7 +87,7 @@ class Pipeline:
         except Malformed as exc:
             self.counters.rejected[exc.reason] += 1
             return
-        attack = self.matcher.match(record)
+        attack = self.matcher.match(record, now)
         if attack is not None:
             self.counters.attacks[attack.signature] += 1
             found.append(Detection(lineno, attack, record))

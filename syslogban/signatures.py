@@ -37,13 +37,14 @@ PLACEHOLDERS: dict[str, str] = {
                r"|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{1,44}(?:%[\w.-]{1,32})?)"),
     "<PORT>": r"(?P<port>[0-9]{1,5})",
     "<USER>": r"(?P<user>.{0,256}?)",
+    "<ID>": r"(?P<id>[0-9A-Za-z]{4,64})",
 }
 
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*(?:\.[a-z0-9][a-z0-9-]*)+")
 _FILE_KEYS = {"service", "programs", "signature"}
 _SIGNATURE_KEYS = {"id", "description", "programs", "pattern", "danger", "enabled",
-                   "examples", "injections", "counterexamples"}
-_EXAMPLE_KEYS = {"line", "address"}
+                   "binds", "examples", "injections", "counterexamples"}
+_EXAMPLE_KEYS = {"line", "address", "context"}
 
 
 class RuleError(Exception):
@@ -57,6 +58,7 @@ class Example:
     line: str
     address: str | None
     kind: str  # "example", "injection" or "counterexample"
+    context: tuple[str, ...] = ()  # lines fed first (the binding of a session id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,8 @@ class Signature:
     prefilter: str             # for the scanner: see _prefilter
     danger: int = DEFAULT_DANGER
     enabled: bool = True
+    binds: bool = False        # records <ID> -> <ADDR> for later records; no attack
+    resolves: bool = False     # an attack whose address is the one bound to its <ID>
     examples: tuple[Example, ...] = ()
     source: str = "<command line>"
 
@@ -175,28 +179,37 @@ def _parse_signature(table: Any, service: str, default_programs: Any,
     enabled = table.get("enabled", True)
     if not isinstance(enabled, bool):
         raise RuleError("'enabled' must be true or false")
+    binds = table.get("binds", False)
+    if not isinstance(binds, bool):
+        raise RuleError("'binds' must be true or false")
     examples = (_examples(table, "examples", required_address=True)
                 + _examples(table, "injections", required_address=False)
                 + _counterexamples(table))
     return make_signature(sig_id, service, description, tuple(programs), pattern,
-                          danger=danger, enabled=enabled, examples=examples,
+                          danger=danger, enabled=enabled, binds=binds, examples=examples,
                           source=source)
 
 
 def make_signature(sig_id: str, service: str, description: str,
                    programs: tuple[str, ...], pattern: str, *,
-                   danger: int = DEFAULT_DANGER, enabled: bool = True,
+                   danger: int = DEFAULT_DANGER, enabled: bool = True, binds: bool = False,
                    examples: tuple[Example, ...] = (),
                    source: str = "<command line>") -> Signature:
-    regex, literal, caseless, prefilter = compile_pattern(pattern)
-    return Signature(sig_id, service, description, programs, pattern, regex,
-                     literal, caseless, prefilter, danger, enabled, examples, source)
+    regex, literal, caseless, prefilter = compile_pattern(pattern, binds)
+    resolves = not binds and "<ID>" in pattern
+    return Signature(sig_id, service, description, programs, pattern, regex, literal,
+                     caseless, prefilter, danger, enabled, binds, resolves, examples, source)
 
 
-def compile_pattern(pattern: str) -> tuple[re.Pattern[str], str, bool, str]:
+def compile_pattern(pattern: str, binds: bool = False) -> tuple[re.Pattern[str], str, bool, str]:
     """The compiled pattern, its literal, whether that is caseless, its prefilter."""
-    if pattern.count("<ADDR>") != 1:
-        raise RuleError("the pattern must contain <ADDR> exactly once")
+    addrs, ids = pattern.count("<ADDR>"), pattern.count("<ID>")
+    if binds and (addrs, ids) != (1, 1):
+        raise RuleError("a binding pattern ('binds = true') must contain <ID> and <ADDR> "
+                        "exactly once each")
+    if not binds and (addrs, ids) not in ((1, 0), (0, 1)):
+        raise RuleError("the pattern must contain <ADDR> exactly once, or instead <ID> "
+                        "once for the address that a binding signature recorded")
     for name in ("<PORT>", "<USER>"):
         if pattern.count(name) > 1:
             raise RuleError(f"the pattern may contain {name} only once")
@@ -309,6 +322,9 @@ def _examples(table: dict[str, Any], key: str, *, required_address: bool) -> tup
         unknown = set(item) - _EXAMPLE_KEYS
         if unknown:
             raise RuleError(f"unknown key {_names(unknown)} in '{key}'")
+        context = item.get("context", [])
+        if not isinstance(context, list) or not all(isinstance(c, str) for c in context):
+            raise RuleError(f"'context' in '{key}' must be a list of lines")
         address = item.get("address")
         if address is None and required_address:
             raise RuleError(f"an entry of '{key}' has no 'address': {item['line']!r}")
@@ -317,7 +333,7 @@ def _examples(table: dict[str, Any], key: str, *, required_address: bool) -> tup
             if normal is None:
                 raise RuleError(f"'{address}' in '{key}' is not an IP address")
             address = normal
-        result.append(Example(item["line"], address, key.rstrip("s")))
+        result.append(Example(item["line"], address, key.rstrip("s"), tuple(context)))
     return tuple(result)
 
 

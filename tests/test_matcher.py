@@ -6,6 +6,8 @@ from syslogban.matcher import Attack, Matcher
 from syslogban.record import Record
 from syslogban.signatures import make_signature
 
+NOW = 1_800_000_000.0
+
 SASL = make_signature("postfix.sasl", "postfix", "d", ("postfix*/smtpd",),
                       r"warning: [\w.-]+\[<ADDR>\](?::<PORT>)?: SASL \S+ authentication failed")
 ANY = make_signature("free.any", "free", "tag-free", (), r"BAD LOGIN from <ADDR>", danger=5)
@@ -18,41 +20,41 @@ def rec(message: str, program: str | None = "postfix/smtpd") -> Record:
 def test_match_returns_attack_with_normalised_address() -> None:
     m = Matcher([SASL])
     msg = "warning: unknown[::ffff:192.0.2.7]:4455: SASL LOGIN authentication failed: x"
-    assert m.match(rec(msg)) == Attack("192.0.2.7", "postfix.sasl", "postfix", 10)
+    assert m.match(rec(msg), NOW) == Attack("192.0.2.7", "postfix.sasl", "postfix", 10)
 
 
 def test_program_glob_dispatch() -> None:
     m = Matcher([SASL])
     msg = "warning: unknown[192.0.2.7]: SASL PLAIN authentication failed:"
     for tag in ("postfix/smtpd", "postfix/submission/smtpd", "postfix-out/smtpd"):
-        assert m.match(rec(msg, tag)) is not None, tag
+        assert m.match(rec(msg, tag), NOW) is not None, tag
     for tag in ("postfix/smtp", "smtpd", "postfix/smtpd-x", None):
-        assert m.match(rec(msg, tag)) is None, tag
+        assert m.match(rec(msg, tag), NOW) is None, tag
 
 
 def test_pattern_is_anchored_at_message_start() -> None:
     m = Matcher([SASL])
     assert m.match(rec("user said warning: unknown[192.0.2.7]: SASL LOGIN "
-                       "authentication failed")) is None
+                       "authentication failed"), NOW) is None
 
 
 def test_tag_free_signature_sees_bare_and_tagged_records() -> None:
     m = Matcher([SASL, ANY])
-    assert m.match(rec("BAD LOGIN from 2001:DB8::1", None)) == Attack(
+    assert m.match(rec("BAD LOGIN from 2001:DB8::1", None), NOW) == Attack(
         "2001:db8::1", "free.any", "free", 5)
-    assert m.match(rec("BAD LOGIN from 192.0.2.1", "whatever")) is not None
+    assert m.match(rec("BAD LOGIN from 192.0.2.1", "whatever"), NOW) is not None
 
 
 def test_invalid_address_is_dropped_and_counted() -> None:
     m = Matcher([SASL])
-    assert m.match(rec("warning: unknown[999.1.1.1]: SASL LOGIN authentication failed")) is None
-    assert m.match(rec("warning: unknown[1:2:3]: SASL LOGIN authentication failed")) is None
+    assert m.match(rec("warning: unknown[999.1.1.1]: SASL LOGIN authentication failed"), NOW) is None
+    assert m.match(rec("warning: unknown[1:2:3]: SASL LOGIN authentication failed"), NOW) is None
     assert m.invalid_addresses == 2
 
 
 def test_zone_id_is_stripped() -> None:
     m = Matcher([SASL])
-    attack = m.match(rec("warning: unknown[fe80::1%eth0]: SASL LOGIN authentication failed"))
+    attack = m.match(rec("warning: unknown[fe80::1%eth0]: SASL LOGIN authentication failed"), NOW)
     assert attack is not None and attack.address == "fe80::1"
 
 
@@ -60,8 +62,8 @@ def test_first_signature_in_order_wins() -> None:
     broad = make_signature("postfix.broad", "postfix", "d", ("postfix/smtpd",),
                            r"warning: \S+\[<ADDR>\]: SASL")
     msg = "warning: unknown[192.0.2.7]: SASL LOGIN authentication failed"
-    assert Matcher([broad, SASL]).match(rec(msg)).signature == "postfix.broad"
-    assert Matcher([SASL, broad]).match(rec(msg)).signature == "postfix.sasl"
+    assert Matcher([broad, SASL]).match(rec(msg), NOW).signature == "postfix.broad"
+    assert Matcher([SASL, broad]).match(rec(msg), NOW).signature == "postfix.sasl"
 
 
 def test_caseless_literal() -> None:
@@ -69,7 +71,7 @@ def test_caseless_literal() -> None:
     m = Matcher([sig])
     assert m.prefilters() == [(sig.prefilter, True)]
     assert sig.literal == "login failure from "
-    assert m.match(rec("LOGIN Failure FROM 192.0.2.9", "x")).address == "192.0.2.9"
+    assert m.match(rec("LOGIN Failure FROM 192.0.2.9", "x"), NOW).address == "192.0.2.9"
 
 
 def test_dispatch_cache_is_bounded() -> None:

@@ -262,7 +262,7 @@ def reference(lines: list[bytes], max_size: int) -> list[Detection]:
             record = parser.parse(line, NOW)
         except Malformed:
             continue
-        attack = matcher.match(record)
+        attack = matcher.match(record, NOW)
         if attack is not None:
             found.append(Detection(lineno, attack, record))
     return found

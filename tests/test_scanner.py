@@ -207,4 +207,4 @@ def test_lines_passed_over_parse_and_match_no_prefilter(lines: list[bytes],
         assert (span in picked) == is_candidate(line, prefilters, long), line
         if span not in picked:
             record = parser.parse(line, NOW)  # must not raise
-            assert matcher.match(record) is None
+            assert matcher.match(record, NOW) is None

@@ -1,0 +1,209 @@
+"""Session correlation: bounded bindings, never a guess, the same in every range."""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+import pytest
+
+from syslogban import check as check_module
+from syslogban.check import check, check_path
+from syslogban.correlation import Correlator
+from syslogban.examples import check_examples
+from syslogban.matcher import Attack, Matcher
+from syslogban.record import Record
+from syslogban.signatures import RuleError, make_signature, parse_rules
+
+NOW = 1_800_000_000.0
+
+CONNECTED = make_signature("smtpd.connected", "smtpd", "binds", ("smtpd",),
+                           r"<ID> smtp connected address=<ADDR> host=", binds=True)
+FAILED = make_signature("smtpd.auth-failed", "smtpd", "auth failed", ("smtpd",),
+                        r'<ID> smtp failed-command command="AUTH [A-Z]+" result="535 ')
+SIGS = [FAILED, CONNECTED]  # the binding one comes last on purpose
+
+
+def rec(message: str, host: str | None = "mx") -> Record:
+    return Record(message, "smtpd", 1, host)
+
+
+def connected(session: str, address: str) -> str:
+    return f"{session} smtp connected address={address} host=unknown"
+
+
+def failed(session: str) -> str:
+    return f'{session} smtp failed-command command="AUTH LOGIN" result="535 Authentication failed"'
+
+
+# ------------------------------------------------------------- the correlator
+
+def test_bind_then_resolve_and_counts() -> None:
+    c = Correlator(size=10, ttl=60)
+    key = ("smtpd", "mx", "abcd1234")
+    assert c.resolve(key, 0) is None
+    c.bind(key, "192.0.2.1", 0)
+    assert c.resolve(key, 30) == "192.0.2.1"
+    assert c.resolve(key, 61) is None  # expired: too old to trust
+    assert (c.counters.bound, c.counters.resolved, c.counters.unresolved,
+            c.counters.expired) == (1, 1, 2, 1)
+
+
+def test_least_recently_bound_is_evicted_and_counted() -> None:
+    c = Correlator(size=3, ttl=1e9)
+    for n in range(5):
+        c.bind(("s", None, f"id{n}"), f"192.0.2.{n}", n)
+    assert len(c) == 3 and c.counters.evicted == 2
+    assert c.resolve(("s", None, "id0"), 9) is None
+    assert c.resolve(("s", None, "id4"), 9) == "192.0.2.4"
+    c.bind(("s", None, "id2"), "192.0.2.22", 10)  # rebinding makes it the youngest
+    c.bind(("s", None, "id5"), "192.0.2.5", 11)
+    assert c.addresses() == ["192.0.2.4", "192.0.2.22", "192.0.2.5"]
+
+
+def test_resolving_does_not_refresh() -> None:
+    c = Correlator(size=2, ttl=1e9)
+    c.bind(("s", None, "a"), "192.0.2.1", 0)
+    c.bind(("s", None, "b"), "192.0.2.2", 0)
+    assert c.resolve(("s", None, "a"), 1) == "192.0.2.1"
+    c.bind(("s", None, "c"), "192.0.2.3", 2)
+    assert c.resolve(("s", None, "a"), 3) is None  # still the oldest binding
+
+
+def test_absorb_puts_the_earlier_stretch_first_and_keeps_the_size() -> None:
+    earlier, later = Correlator(size=3), Correlator(size=3)
+    for n in range(3):
+        earlier.bind(("s", None, f"e{n}"), f"192.0.2.{n}", 0)
+    later.bind(("s", None, "e2"), "198.51.100.2", 1)
+    later.bind(("s", None, "l"), "198.51.100.9", 1)
+    later.absorb(earlier)
+    assert later.addresses() == ["192.0.2.1", "198.51.100.2", "198.51.100.9"]
+
+
+# ---------------------------------------------------------------- the matcher
+
+def test_failure_resolves_to_the_bound_address() -> None:
+    m = Matcher(SIGS)
+    assert m.match(rec(connected("aaaa0001", "::ffff:192.0.2.7")), NOW) is None
+    assert m.match(rec(failed("aaaa0001")), NOW) == Attack(
+        "192.0.2.7", "smtpd.auth-failed", "smtpd", 10)
+
+
+def test_unseen_session_is_counted_never_guessed() -> None:
+    m = Matcher(SIGS)
+    m.match(rec(connected("aaaa0001", "192.0.2.7")), NOW)
+    assert m.match(rec(failed("bbbb0002")), NOW) is None
+    assert m.correlator.counters.unresolved == 1
+
+
+def test_sessions_of_other_hosts_never_meet() -> None:
+    m = Matcher(SIGS)
+    m.match(rec(connected("aaaa0001", "192.0.2.7"), host="mx1"), NOW)
+    assert m.match(rec(failed("aaaa0001"), host="mx2"), NOW) is None
+    assert m.match(rec(failed("aaaa0001"), host="mx1"), NOW) is not None
+
+
+def test_binding_signatures_bind_even_when_an_attack_matches_first() -> None:
+    noisy = make_signature("smtpd.any-connect", "smtpd", "d", ("smtpd",),
+                           r"\w+ smtp connected address=<ADDR>")
+    m = Matcher([noisy, *SIGS])
+    attack = m.match(rec(connected("aaaa0001", "192.0.2.7")), NOW)
+    assert attack is not None and attack.signature == "smtpd.any-connect"
+    assert m.correlator.addresses() == ["192.0.2.7"]
+
+
+def test_bindings_age_with_the_clock() -> None:
+    m = Matcher(SIGS, Correlator(ttl=60))
+    m.match(rec(connected("aaaa0001", "192.0.2.7")), NOW)
+    assert m.match(rec(failed("aaaa0001")), NOW + 61) is None
+    assert m.correlator.counters.expired == 1
+
+
+# -------------------------------------------------------------- rule format
+
+RULES = {
+    "service": "smtpd", "programs": ["smtpd"],
+    "signature": [
+        {"id": "smtpd.connected", "description": "binds", "binds": True,
+         "pattern": "<ID> smtp connected address=<ADDR> host=",
+         "examples": [{"line": "Nov 21 10:00:00 mx smtpd[1]: " + connected("ab12cd34", "192.0.2.1"),
+                       "address": "192.0.2.1"}],
+         "injections": [{"line": "Nov 21 10:00:00 mx smtpd[1]: ab12cd34 smtp connected "
+                                 "address=192.0.2.1 host=[192.0.2.66]", "address": "192.0.2.1"}],
+         "counterexamples": ["Nov 21 10:00:00 mx smtpd[1]: ab12cd34 smtp disconnected"]},
+        {"id": "smtpd.auth-failed", "description": "resolves",
+         "pattern": '<ID> smtp failed-command command="AUTH [A-Z]+" result="535 ',
+         "examples": [{"line": "Nov 21 10:00:01 mx smtpd[1]: " + failed("ab12cd34"),
+                       "address": "192.0.2.1",
+                       "context": ["Nov 21 10:00:00 mx smtpd[1]: " + connected("ab12cd34", "192.0.2.1")]}],
+         "injections": [{"line": "Nov 21 10:00:01 mx smtpd[1]: " + failed("ab12cd34")}],
+         "counterexamples": ['Nov 21 10:00:01 mx smtpd[1]: ab12cd34 smtp failed-command '
+                             'command="RCPT TO:<x>" result="550 Invalid recipient"']},
+    ],
+}
+
+
+def test_examples_with_context_and_bindings_pass() -> None:
+    assert check_examples(parse_rules(RULES, "smtpd.toml")) == []
+
+
+def test_an_example_without_its_binding_context_fails() -> None:
+    rules = {**RULES, "signature": [RULES["signature"][0],
+                                    {**RULES["signature"][1], "examples": [
+                                        {"line": "Nov 21 10:00:01 mx smtpd[1]: " + failed("ab12cd34"),
+                                         "address": "192.0.2.1"}]}]}
+    [failure] = check_examples(parse_rules(rules, "smtpd.toml"))
+    assert "session id was never bound" in failure
+
+
+@pytest.mark.parametrize(("pattern", "binds"), [
+    ("<ID> and <ADDR> and <ID>", True),
+    ("no id here <ADDR>", True),
+    ("both <ID> <ADDR> without binds", False),
+])
+def test_placeholder_rules_for_bindings(pattern: str, binds: bool) -> None:
+    with pytest.raises(RuleError):
+        make_signature("x.y", "x", "d", ("x",), pattern, binds=binds)
+
+
+# ------------------------------------------------- check: ranges see it all
+
+def session_log(tmp_path: Path, sessions: int = 400) -> Path:
+    """Sessions whose binding and failure lines lie far apart, across any cut."""
+    rng = random.Random(7)
+    lines = []
+    for n in range(sessions):
+        lines.append(f"Nov 21 10:00:00 mx smtpd[1]: {connected(f'se{n:06d}', f'192.0.2.{n % 250}')}")
+        lines.extend(f"Nov 21 10:00:00 mx smtpd[1]: {n} smtp noise" for _ in range(rng.randrange(30)))
+    lines += [f"Nov 21 10:00:01 mx smtpd[1]: {failed(f'se{n:06d}')}" for n in range(sessions)]
+    rng.shuffle(lines[len(lines) // 2:])
+    path = tmp_path / "sessions.log"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(("processes", "block", "size"), [
+    (2, 4 << 20, 65536), (5, 512, 65536), (4, 300, 50)])
+def test_parallel_ranges_resolve_what_one_process_resolves(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, processes: int, block: int,
+        size: int) -> None:
+    path = session_log(tmp_path)
+    serial_out = io.StringIO()
+    with open(path, "rb") as stream:
+        serial = check(stream, SIGS, jsonl=serial_out, replay=False, max_size=8192,
+                       sessions=size, now=NOW)
+    monkeypatch.setattr(check_module, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(check_module, "WARM_UP_BLOCK", block)
+    with open(tmp_path / "out", "w+") as out:
+        parallel = check_path(str(path), SIGS, jsonl=out, replay=False, max_size=8192,
+                              sessions=size, processes=processes, now=NOW)
+        out.seek(0)
+        assert out.read() == serial_out.getvalue()
+    assert parallel.processes == processes
+    assert parallel.correlation.resolved == serial.correlation.resolved
+    assert parallel.correlation.unresolved == serial.correlation.unresolved
+    if size == 65536:
+        assert serial.correlation.resolved == 400 and serial.correlation.unresolved == 0
+    else:
+        assert serial.correlation.evicted > 0 and serial.correlation.unresolved > 0
