@@ -13,7 +13,7 @@ Rules of this file:
 Theory of operation: the byte-level checks come first (size, NUL, control
 characters, UTF-8, blank), then the header. `<PRI>1 ` announces RFC 5424;
 anything else is tried as `[<PRI>]TIMESTAMP [HOST] TAG[PID]: MSG` with an
-RFC 3164 or ISO 8601 timestamp. What has no recognisable header is a bare
+RFC 3164 or ISO 8601 timestamp, then as a line of Exim's own main log. What has no recognisable header is a bare
 message: it is kept, with no program, and only tag-free signatures see it.
 An invalid PRI is part of the message (RFC 3164 section 4.3.3); an impossible
 date leaves the timestamp unknown. Hence the invariant the bulk scanner relies
@@ -81,6 +81,11 @@ _RFC5424 = re.compile(
     rf"(?P<procid>\S{{1,128}}) (?P<msgid>\S{{1,32}}) (?P<sd>-|(?:{_SD_ELEMENT})+)"
     r"(?: (?P<msg>.*))?$", _FLAGS)
 _ISO_FULL = re.compile(rf"{_ISO_TS}$", re.ASCII)
+# Exim's own main log (a file, not syslog): "2026-11-21 10:00:27[.123] [+0100] [[pid]] msg".
+# Its lines carry no program tag; they are Exim's by their shape alone, which is
+# tried only when the line has no syslog host and tag.
+_EXIM = re.compile(r"(?P<iso>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?P<ifrac>\.\d{1,6})?"
+                   r"(?: (?P<off>[+-]\d{4}))?(?: \[(?P<pid>\d{1,10})\])? (?P<msg>.*)", _FLAGS)
 
 
 class Malformed(ValueError):
@@ -178,6 +183,11 @@ class RecordParser:
         tagged = _HOST_TAG.fullmatch(text, rest)
         if tagged is not None:
             return _tagged(tagged, timestamp, facility, severity)
+        exim = _EXIM.fullmatch(text) if facility is None else None
+        if exim is not None:
+            pid = exim.group("pid")
+            return Record(exim.group("msg"), "exim", None if pid is None else int(pid),
+                          None, self._timestamp(exim, now))
         host = _HOST_ONLY.fullmatch(text, rest)
         if host is None:
             return Record(text[rest:], timestamp=timestamp, facility=facility, severity=severity)

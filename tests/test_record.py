@@ -537,3 +537,18 @@ def test_iso_headers_round_trip(when: datetime, zulu: bool, host: str, program: 
     assert (record.program, record.pid, record.hostname, record.message) == \
         (program, pid, host, message)
     assert record.timestamp == pytest.approx(when.timestamp(), abs=1e-6)
+
+
+@pytest.mark.parametrize(("line", "record"), [
+    ("2026-11-21 10:00:27 login authenticator failed for (x) [192.0.2.1]: 535 Incorrect",
+     Record("login authenticator failed for (x) [192.0.2.1]: 535 Incorrect", "exim", None,
+            None, STAMP)),
+    ("2026-11-21 10:00:27.250 +0100 [4711] H=(x) [192.0.2.1] rejected RCPT <a@b>: relay",
+     Record("H=(x) [192.0.2.1] rejected RCPT <a@b>: relay", "exim", 4711, None,
+            STAMP - 3600 + 0.25)),
+    # A syslog line with a space-separated ISO date stays a syslog record.
+    ("2026-11-21 10:00:27 mx sshd[1]: Failed password",
+     Record("Failed password", "sshd", 1, "mx", STAMP)),
+])
+def test_exim_main_log_lines_are_exims(line: str, record: Record) -> None:
+    assert RecordParser(tz=UTC).parse(line.encode(), NOW) == record
