@@ -3,23 +3,42 @@
 Rules of this file:
 * Pure: the time is an argument, nothing is read or written. The daemon
   persists what it returns; `check --replay` runs it over a log's own times.
-* The policy is a handful of numbers (Policy), not code paths.
+* The policy is data (Policy, Aggregation, BlockerConfig), not code paths.
+* Whatever must survive a restart leaves in the values it returns (Block,
+  History) and comes back through `restore`: a restarted blocker decides
+  exactly as the old one would have.
 
-Theory of operation (sshguard's model): each attack adds its danger to the
+Theory of operation (sshguard's model, with fail2ban's persistence): each
+attack adds its danger (or 1, for a policy that counts attempts) to its
 address's score; attacks older than the detection window fall out of it. A
 score at or over the threshold blocks the address for block_time, multiplied
 by `multiplier` for every earlier block of the same address and capped at
-max_block_time. A block starts a fresh score. Attacks that arrive while the
+max_block_time. A block starts a fresh score; attacks that arrive while the
 address is blocked (connections already open) are counted but do not block
-again.
+again. An address whose lifetime danger reaches the blacklist threshold is
+blocked for good. Allow-listed addresses are never blocked; their attacks are
+counted. A service with a policy of its own is scored apart from the others.
+Aggregation blocks (or scores) a whole prefix instead of one host; adaptive
+aggregation blocks a prefix once enough of its hosts were blocked within the
+window.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
+import ipaddress
+import socket
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from .address import normalize_address
+from .durations import PERMANENT
 from .matcher import Attack
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"),
+                                 ipaddress.ip_network("::1/128"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,52 +48,290 @@ class Policy:
     block_time: float = 120.0
     multiplier: float = 2.0
     max_block_time: float = 86400.0
+    count_attempts: bool = False  # the threshold counts attacks, not their danger
 
     def duration(self, earlier_blocks: int) -> float:
-        return min(self.block_time * self.multiplier ** earlier_blocks, self.max_block_time)
+        grown = self.block_time * self.multiplier ** min(earlier_blocks, 64)
+        return min(grown, self.max_block_time)
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregation:
+    ipv4: int = 32                 # block the offender's /ipv4 (or /ipv6) instead of it
+    ipv6: int = 128
+    score_by_prefix: bool = False  # and score the whole prefix together
+    adaptive: int = 0              # this many blocked hosts of one prefix block it (0: off)
+    adaptive_ipv4: int = 24
+    adaptive_ipv6: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class BlockerConfig:
+    policy: Policy = field(default_factory=Policy)
+    services: Mapping[str, Policy] = field(default_factory=dict)
+    blacklist: int | None = None   # lifetime danger that blocks for good; None: off
+    allow: tuple[Network, ...] = LOOPBACK
+    aggregation: Aggregation = field(default_factory=Aggregation)
 
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    address: str
+    target: str                  # an address, or a prefix such as 192.0.2.0/24
     since: float
-    until: float
+    until: float                 # PERMANENT (infinity) for good
+    reason: str                  # score, blacklist, adaptive or manual
     score: int
     signatures: tuple[str, ...]  # behind the score, first seen first
-    nth: int                     # 1 for the address's first block
+    nth: int                     # the target's how-many-th block, 1 for the first
+    lifetime: int                # the target's danger over all time (see History)
+
+    @property
+    def permanent(self) -> bool:
+        return self.until == PERMANENT
 
 
 @dataclass(slots=True)
-class _Offender:
-    events: deque[tuple[float, int, str]] = field(default_factory=deque)
+class History:
+    """What is remembered of a target across restarts.
+
+    Lifetime danger is kept for every attacking address while the blacklist is
+    on; otherwise for addresses that were blocked at least once.
+    """
+
     blocks: int = 0
-    blocked_until: float = float("-inf")
+    lifetime: int = 0
+
+
+@dataclass(slots=True)
+class BlockerCounters:
+    attacks: int = 0
+    allowed: int = 0        # attacks from allow-listed addresses: counted, never blocked
+    while_blocked: int = 0  # attacks from addresses already blocked
+    blocks: int = 0
+
+
+class _AllowList:
+    """Membership in a set of networks in O(log n), without ipaddress objects."""
+
+    def __init__(self, networks: Iterable[Network]) -> None:
+        self.ranges: dict[int, tuple[list[int], list[int]]] = {}
+        for family, version in ((socket.AF_INET, 4), (socket.AF_INET6, 6)):
+            spans = sorted((int(n.network_address), int(n.broadcast_address))
+                           for n in networks if n.version == version)
+            merged: list[list[int]] = []
+            for start, end in spans:
+                if merged and start <= merged[-1][1] + 1:
+                    merged[-1][1] = max(merged[-1][1], end)
+                else:
+                    merged.append([start, end])
+            self.ranges[family] = ([s for s, _ in merged], [e for _, e in merged])
+
+    def __contains__(self, address: str) -> bool:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        starts, ends = self.ranges[family]
+        if not starts:
+            return False
+        value = int.from_bytes(socket.inet_pton(family, address), "big")
+        i = bisect_right(starts, value) - 1
+        return i >= 0 and value <= ends[i]
+
+
+def normal_target(text: str) -> str:
+    """An address or prefix as the blocker keys it; ValueError if it is neither."""
+    if "/" not in text:
+        address = normalize_address(text)
+        if address is None:
+            raise ValueError(f"{text!r} is not an IP address")
+        return address
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address or prefix") from None
+    if network.prefixlen == network.max_prefixlen:
+        return normal_target(str(network.network_address))
+    return str(network)
+
+
+def prefix_of(address: str, ipv4: int, ipv6: int) -> str:
+    """The address itself for a full-length prefix, else its network, e.g. 192.0.2.0/24."""
+    length = ipv6 if ":" in address else ipv4
+    if length >= (128 if ":" in address else 32):
+        return address
+    return str(ipaddress.ip_network(f"{address}/{length}", strict=False))
 
 
 class Blocker:
-    __slots__ = ("policy", "_offenders")
+    # Per scoring key, one flat list [t, danger, group, signature, t, danger, ...]
+    # (a list per event would triple the memory of a million offenders).
+    _STRIDE = 4
 
-    def __init__(self, policy: Policy | None = None) -> None:
-        self.policy = policy or Policy()
-        self._offenders: dict[str, _Offender] = {}
+    def __init__(self, config: BlockerConfig | None = None) -> None:
+        self.config = config or BlockerConfig()
+        self.counters = BlockerCounters()
+        self.active: dict[str, Block] = {}
+        self.history: dict[str, History] = {}
+        self._allow = _AllowList(self.config.allow)
+        self._groups = [self.config.policy, *dict.fromkeys(self.config.services.values())]
+        self._group_of = {service: self._groups.index(policy)
+                          for service, policy in self.config.services.items()}
+        self._events: dict[str, list[object]] = {}
+        self._expiry: list[tuple[float, str]] = []          # heap of (until, target)
+        self._recent: dict[str, list[tuple[float, str]]] = {}  # adaptive: prefix -> blocks
+
+    # ------------------------------------------------------------ restoring
+
+    def restore(self, blocks: Iterable[Block], history: Mapping[str, History]) -> None:
+        """Takes back what a previous run persisted (active blocks, history)."""
+        self.history.update(history)
+        for block in blocks:
+            self._activate(block)
+
+    # ------------------------------------------------------------- deciding
 
     def observe(self, attack: Attack, now: float) -> Block | None:
-        offender = self._offenders.get(attack.address)
-        if offender is None:
-            offender = self._offenders[attack.address] = _Offender()
-        if now < offender.blocked_until:
+        """The block this attack causes, if any."""
+        address = attack.address
+        self.counters.attacks += 1
+        if address in self._allow:
+            self.counters.allowed += 1
             return None
-        events = offender.events
-        horizon = now - self.policy.window
-        while events and events[0][0] <= horizon:
-            events.popleft()
-        events.append((now, attack.danger, attack.signature))
-        score = sum(danger for _, danger, _ in events)
-        if score < self.policy.threshold:
+        agg = self.config.aggregation
+        target = prefix_of(address, agg.ipv4, agg.ipv6)
+        key = target if agg.score_by_prefix else address
+        if self.config.blacklist is not None:
+            self._remember(key).lifetime += attack.danger
+        elif key in self.history:
+            self.history[key].lifetime += attack.danger
+        if self._covered(address, target, now):
+            self.counters.while_blocked += 1
             return None
-        until = now + self.policy.duration(offender.blocks)
-        offender.blocks += 1
-        offender.blocked_until = until
-        signatures = tuple(dict.fromkeys(sig for _, _, sig in events))
-        events.clear()
-        return Block(attack.address, now, until, score, signatures, offender.blocks)
+        group = self._group_of.get(attack.service, 0)
+        policy = self._groups[group]
+        events = self._events.setdefault(key, [])
+        events += (now, attack.danger, group, attack.signature)
+        score, signatures = self._score(events, group, policy, now)
+        lifetime = self.history[key].lifetime if key in self.history else 0
+        if self.config.blacklist is not None and lifetime >= self.config.blacklist:
+            return self._block(target, now, PERMANENT, "blacklist", score, signatures)
+        if score < policy.threshold:
+            return None
+        del self._events[key]
+        earlier = self.history[target].blocks if target in self.history else 0
+        block = self._block(target, now, now + policy.duration(earlier), "score", score,
+                            signatures)
+        return self._adapt(address, now, policy) or block
+
+    def _score(self, events: list[object], group: int, policy: Policy,
+               now: float) -> tuple[int, tuple[str, ...]]:
+        """Drops events that left every window; the score of `group` within its own."""
+        stride, horizon = self._STRIDE, now - max(p.window for p in self._groups)
+        start = 0
+        while start < len(events) and events[start] <= horizon:  # type: ignore[operator]
+            start += stride
+        del events[:start]
+        own_horizon = now - policy.window
+        score, signatures = 0, []
+        for i in range(0, len(events), stride):
+            if events[i + 2] == group and events[i] > own_horizon:  # type: ignore[operator]
+                score += 1 if policy.count_attempts else events[i + 1]  # type: ignore[operator]
+                signatures.append(events[i + 3])
+        return score, tuple(dict.fromkeys(signatures))  # type: ignore[arg-type]
+
+    def _covered(self, address: str, target: str, now: float) -> bool:
+        """Whether a live block already covers the address (as host or prefix)."""
+        active = self.active
+        if not active:
+            return False
+        candidates = [address] if target == address else [address, target]
+        agg = self.config.aggregation
+        if agg.adaptive:
+            candidates.append(prefix_of(address, agg.adaptive_ipv4, agg.adaptive_ipv6))
+        for candidate in candidates:
+            block = active.get(candidate)
+            if block is not None and now < block.until:
+                return True
+        return False
+
+    def _adapt(self, address: str, now: float, policy: Policy) -> Block | None:
+        agg = self.config.aggregation
+        if not agg.adaptive:
+            return None
+        prefix = prefix_of(address, agg.adaptive_ipv4, agg.adaptive_ipv6)
+        if prefix == address:
+            return None
+        recent = [(t, host) for t, host in self._recent.get(prefix, ())
+                  if t > now - policy.window and host != address] + [(now, address)]
+        self._recent[prefix] = recent
+        if len(recent) < agg.adaptive:
+            return None
+        del self._recent[prefix]
+        earlier = self.history[prefix].blocks if prefix in self.history else 0
+        hosts = tuple(host for _, host in recent)
+        return self._block(prefix, now, now + policy.duration(earlier), "adaptive",
+                           len(hosts), hosts)
+
+    def _block(self, target: str, now: float, until: float, reason: str, score: int,
+               signatures: tuple[str, ...]) -> Block:
+        history = self._remember(target)
+        history.blocks += 1
+        if reason != "adaptive" and self.config.blacklist is None:
+            history.lifetime = max(history.lifetime, score)
+        block = Block(target, now, until, reason, score, signatures, history.blocks,
+                      history.lifetime)
+        self._activate(block)
+        self.counters.blocks += 1
+        return block
+
+    def _remember(self, target: str) -> History:
+        found = self.history.get(target)
+        if found is None:
+            found = self.history[target] = History()
+        return found
+
+    def _activate(self, block: Block) -> None:
+        self.active[block.target] = block
+        if not block.permanent:
+            heapq.heappush(self._expiry, (block.until, block.target))
+
+    # ------------------------------------------------------ time and admins
+
+    def expire(self, now: float) -> list[Block]:
+        """The blocks whose time is up, no longer active."""
+        ended = []
+        while self._expiry and self._expiry[0][0] <= now:
+            until, target = heapq.heappop(self._expiry)
+            block = self.active.get(target)
+            if block is not None and block.until == until:
+                del self.active[target]
+                ended.append(block)
+        return ended
+
+    def next_expiry(self) -> float | None:
+        return self._expiry[0][0] if self._expiry else None
+
+    def block(self, target: str, until: float, now: float, reason: str = "manual") -> Block:
+        """An admin's block of an address or prefix (allow-listed ones are refused)."""
+        normal = normal_target(target)
+        network = ipaddress.ip_network(normal)
+        if any(network.overlaps(allowed) for allowed in self.config.allow):
+            raise ValueError(f"{target} is allow-listed: it is never blocked")
+        return self._block(normal, now, until, reason, 0, ())
+
+    def unblock(self, target: str) -> Block | None:
+        """Ends a block now (the expiry heap forgets it lazily)."""
+        block = self.active.pop(target, None)
+        self._events.pop(target, None)
+        return block
+
+    def prune(self, now: float) -> int:
+        """Forgets scores that left every window; returns how many addresses."""
+        horizon = now - max(p.window for p in self._groups)
+        stale = [key for key, events in self._events.items()
+                 if not events or events[-self._STRIDE] <= horizon]  # type: ignore[operator]
+        for key in stale:
+            del self._events[key]
+        return len(stale)
+
+    def tracked(self) -> int:
+        """Addresses (or prefixes) with a score in the window."""
+        return len(self._events)

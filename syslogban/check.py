@@ -302,8 +302,8 @@ def report(name: str, result: CheckResult, signatures: Sequence[Signature],
 
 
 def _report_replay(replay: Replay, out: TextIO) -> None:
-    policy = replay.blocker.policy
-    blocked = {b.address for b in replay.blocks}
+    policy = replay.blocker.config.policy
+    blocked = {b.target for b in replay.blocks}
     print(f"replay    {len(replay.blocks)} blocks of {len(blocked)} addresses "
           f"(threshold {policy.threshold} within {policy.window:g}s, "
           f"block {policy.block_time:g}s x{policy.multiplier:g} per repeat, "
@@ -313,6 +313,6 @@ def _report_replay(replay: Replay, out: TextIO) -> None:
               "replayed", file=out)
     for block in replay.blocks:
         when = datetime.fromtimestamp(block.since).isoformat(sep=" ", timespec="seconds")
-        print(f"  {when}  {block.address:<39}  block #{block.nth} for "
+        print(f"  {when}  {block.target:<39}  block #{block.nth} for "
               f"{block.until - block.since:g}s  score {block.score}  "
               f"{', '.join(block.signatures)}", file=out)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from syslogban.blocker import Blocker, Policy
+from syslogban.blocker import Blocker, BlockerConfig, Policy
 from syslogban.matcher import Attack
 
 A = Attack("192.0.2.1", "postfix.sasl", "postfix", 10)
@@ -14,7 +14,7 @@ def test_three_attacks_within_window_block() -> None:
     assert b.observe(A, 60) is None
     block = b.observe(A, 120)
     assert block is not None
-    assert (block.address, block.since, block.until, block.score, block.nth) == (
+    assert (block.target, block.since, block.until, block.score, block.nth) == (
         "192.0.2.1", 120, 240, 30, 1)
     assert block.signatures == ("postfix.sasl",)
 
@@ -35,7 +35,7 @@ def test_attacks_while_blocked_do_not_block_again() -> None:
 
 
 def test_block_time_escalates_and_is_capped() -> None:
-    b = Blocker(Policy(block_time=100, multiplier=3, max_block_time=1000))
+    b = Blocker(BlockerConfig(Policy(block_time=100, multiplier=3, max_block_time=1000)))
     durations = []
     t = 0.0
     for _ in range(5):
@@ -49,7 +49,7 @@ def test_block_time_escalates_and_is_capped() -> None:
 
 
 def test_danger_and_threshold_from_policy_and_signature() -> None:
-    b = Blocker(Policy(threshold=25))
+    b = Blocker(BlockerConfig(Policy(threshold=25)))
     heavy = Attack("192.0.2.2", "x.heavy", "x", 25)
     assert b.observe(heavy, 0).score == 25
     other = Attack("192.0.2.3", "x.mixed", "x", 5)
@@ -62,3 +62,162 @@ def test_addresses_are_scored_independently() -> None:
     b = Blocker()
     other = A._replace(address="192.0.2.99")
     assert [b.observe(A, 0), b.observe(other, 1), b.observe(A, 2), b.observe(other, 3)] == [None] * 4
+
+
+# -------------------------------------------------------------- the rest of the policy
+
+import ipaddress  # noqa: E402
+
+import pytest  # noqa: E402
+
+from syslogban.blocker import Aggregation, Block, History, normal_target  # noqa: E402
+from syslogban.durations import PERMANENT  # noqa: E402
+
+
+def attack(address: str = "192.0.2.1", service: str = "postfix", danger: int = 10,
+           signature: str = "postfix.sasl") -> Attack:
+    return Attack(address, signature, service, danger)
+
+
+def hammer(b: Blocker, a: Attack, start: float, times: int = 3) -> Block | None:
+    block = None
+    for n in range(times):
+        block = b.observe(a, start + n) or block
+    return block
+
+
+def test_loopback_and_configured_networks_are_never_blocked_but_counted() -> None:
+    b = Blocker(BlockerConfig(allow=(*BlockerConfig().allow,
+                                     ipaddress.ip_network("198.51.100.0/24"),
+                                     ipaddress.ip_network("2001:db8::/32"))))
+    for address in ("127.0.0.1", "127.255.0.9", "::1", "198.51.100.77", "2001:db8::5"):
+        assert hammer(b, attack(address), 0, times=20) is None, address
+    assert b.counters.allowed == 100 and b.counters.blocks == 0
+    assert hammer(b, attack("198.51.101.1"), 0) is not None
+    assert hammer(b, attack("2001:db9::1"), 0) is not None
+
+
+def test_manual_block_of_an_allow_listed_address_is_refused() -> None:
+    b = Blocker()
+    with pytest.raises(ValueError, match="allow-listed"):
+        b.block("127.0.0.2", 100, 0)
+    with pytest.raises(ValueError, match="allow-listed"):
+        b.block("126.0.0.0/7", 100, 0)  # overlaps 127/8
+
+
+def test_blacklist_blocks_for_good_once_lifetime_danger_reaches_it() -> None:
+    b = Blocker(BlockerConfig(Policy(block_time=10, multiplier=1), blacklist=70))
+    first = hammer(b, attack(), 0)
+    assert first.until == 12 and first.reason == "score"
+    assert b.expire(50) == [first]
+    second = hammer(b, attack(), 100)
+    assert second.reason == "score"
+    assert b.expire(150) == [second]
+    third = b.observe(attack(), 200)  # lifetime 70 >= 70
+    assert third is not None and third.reason == "blacklist" and third.permanent
+    assert third.lifetime == 70
+    assert b.expire(10**12) == [] and b.active == {"192.0.2.1": third}
+
+
+def test_per_service_policy_scores_apart() -> None:
+    strict = Policy(threshold=2, window=86400, block_time=86400, count_attempts=True)
+    b = Blocker(BlockerConfig(services={"sshd": strict}))
+    ssh = attack(service="sshd", signature="sshd.invalid-user", danger=1)
+    assert b.observe(ssh, 0) is None
+    assert b.observe(attack(), 10) is None  # postfix: default policy, own score
+    block = b.observe(ssh, 3600)            # 2 attempts within 24 h
+    assert block is not None and block.until - block.since == 86400
+    assert block.signatures == ("sshd.invalid-user",) and block.score == 2
+
+
+def test_attempt_counting_ignores_danger() -> None:
+    b = Blocker(BlockerConfig(Policy(threshold=3, count_attempts=True)))
+    weak = attack(danger=1)
+    assert [b.observe(weak, t) for t in (0, 1)] == [None, None]
+    assert b.observe(weak, 2).score == 3
+
+
+def test_aggregation_blocks_the_prefix() -> None:
+    b = Blocker(BlockerConfig(aggregation=Aggregation(ipv4=24, ipv6=64)))
+    block = hammer(b, attack("192.0.2.77"), 0)
+    assert block.target == "192.0.2.0/24"
+    assert b.observe(attack("192.0.2.200"), 5) is None  # covered by the prefix
+    assert b.counters.while_blocked == 1
+    assert hammer(b, attack("2001:db8:1:2:3::4"), 0).target == "2001:db8:1:2::/64"
+
+
+def test_score_by_prefix_adds_up_hosts_of_one_prefix() -> None:
+    b = Blocker(BlockerConfig(aggregation=Aggregation(ipv4=24, score_by_prefix=True)))
+    assert b.observe(attack("192.0.2.1"), 0) is None
+    assert b.observe(attack("192.0.2.2"), 1) is None
+    assert b.observe(attack("192.0.2.3"), 2).target == "192.0.2.0/24"
+
+
+def test_adaptive_prefix_after_k_blocked_hosts_within_the_window() -> None:
+    b = Blocker(BlockerConfig(aggregation=Aggregation(adaptive=3)))
+    assert hammer(b, attack("192.0.2.1"), 0).target == "192.0.2.1"
+    assert hammer(b, attack("192.0.2.2"), 10).target == "192.0.2.2"
+    block = hammer(b, attack("192.0.2.3"), 20)
+    assert (block.target, block.reason, block.score) == ("192.0.2.0/24", "adaptive", 3)
+    assert block.signatures == ("192.0.2.1", "192.0.2.2", "192.0.2.3")
+    assert b.observe(attack("192.0.2.99"), 30) is None  # covered
+    late = Blocker(BlockerConfig(aggregation=Aggregation(adaptive=2)))
+    hammer(late, attack("198.51.100.1"), 0)
+    assert hammer(late, attack("198.51.100.2"), 4000).target == "198.51.100.2"  # window passed
+
+
+def test_expire_returns_ended_blocks_once_and_in_order() -> None:
+    b = Blocker()
+    one = hammer(b, attack("192.0.2.1"), 0)
+    two = hammer(b, attack("192.0.2.2"), 50)
+    assert b.next_expiry() == one.until
+    assert b.expire(one.until - 1) == []
+    assert b.expire(10**9) == [one, two]
+    assert b.expire(10**9) == [] and b.active == {}
+
+
+def test_block_escalation_survives_a_restart() -> None:
+    b = Blocker()
+    first = hammer(b, attack(), 0)
+    restarted = Blocker()
+    restarted.restore(list(b.active.values()), b.history)
+    assert restarted.observe(attack(), 10) is None  # still blocked
+    second = hammer(restarted, attack(), 1000)
+    assert (second.nth, second.until - second.since) == (2, 240)
+    assert first.nth == 1
+
+
+def test_manual_block_and_unblock() -> None:
+    b = Blocker()
+    block = b.block("::ffff:192.0.2.9", PERMANENT, 5)
+    assert (block.target, block.reason, block.permanent) == ("192.0.2.9", "manual", True)
+    assert b.observe(attack("192.0.2.9"), 6) is None
+    assert b.unblock("192.0.2.9") == block and b.unblock("192.0.2.9") is None
+    prefix = b.block("192.0.2.0/24", 100, 0)
+    assert prefix.target == "192.0.2.0/24" and b.observe(attack("192.0.2.200"), 1) is None
+    assert b.expire(100) == [prefix]
+
+
+def test_normal_target() -> None:
+    assert normal_target("::ffff:192.0.2.1") == "192.0.2.1"
+    assert normal_target("192.0.2.77/24") == "192.0.2.0/24"
+    assert normal_target("2001:DB8::1/128") == "2001:db8::1"
+    for bad in ("host.example", "192.0.2.0/33", ""):
+        with pytest.raises(ValueError):
+            normal_target(bad)
+
+
+def test_prune_forgets_scores_outside_every_window() -> None:
+    b = Blocker()
+    b.observe(attack("192.0.2.1"), 0)
+    b.observe(attack("192.0.2.2"), 1000)
+    assert b.tracked() == 2
+    assert b.prune(2500) == 1 and b.tracked() == 1
+    assert b.history == {}  # never blocked, no blacklist: nothing to remember
+
+
+def test_history_restored_feeds_the_blacklist() -> None:
+    b = Blocker(BlockerConfig(blacklist=100))
+    b.restore([], {"192.0.2.1": History(blocks=3, lifetime=95)})
+    block = b.observe(attack(), 0)
+    assert block is not None and block.reason == "blacklist" and block.nth == 4
