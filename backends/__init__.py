@@ -1,1 +1,30 @@
-"""Firewall drivers, installed as syslogban.backends (see DESIGN.md)."""
+"""Firewall drivers, installed as syslogban.backends.
+
+One file per firewall behind the small interface of base.py. A driver is
+looked up by name here, and imported only when chosen, so that a machine
+without nftables can still run the pf driver and the other way round.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from .base import Backend, BackendError, Change
+
+DRIVERS: dict[str, str] = {
+    "null": "syslogban.backends.null:NullBackend",
+}
+
+__all__ = ["DRIVERS", "Backend", "BackendError", "Change", "create"]
+
+
+def create(name: str, **options: Any) -> Backend:
+    """The driver called `name`, configured with `options`."""
+    try:
+        module_name, class_name = DRIVERS[name].split(":")
+    except KeyError:
+        raise BackendError(f"unknown firewall backend {name!r} "
+                           f"(one of: {', '.join(sorted(DRIVERS))})") from None
+    driver: type[Backend] = getattr(import_module(module_name), class_name)
+    return driver(**options)

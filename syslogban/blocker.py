@@ -186,6 +186,10 @@ class Blocker:
         for block in blocks:
             self._activate(block)
 
+    def allows(self, address: str) -> bool:
+        """Whether the address is allow-listed (never blocked)."""
+        return address in self._allow
+
     # ------------------------------------------------------------- deciding
 
     def observe(self, attack: Attack, now: float) -> Block | None:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from . import config as configuration
+from .backends import BackendError
 from .check import DEFAULT_SESSIONS, check_path, default_processes, report
+from .control import ControlError, request
+from .durations import format_duration
 from .examples import check_examples
 from .record import DEFAULT_MAX_SIZE
 from .signatures import RuleError, Signature, load_rules, make_signature, select
+from .state import StateError
 
 
 class UsageError(Exception):
@@ -23,7 +29,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (RuleError, UsageError) as exc:
+    except (RuleError, UsageError, configuration.ConfigError, StateError, BackendError,
+            ControlError) as exc:
         print(f"syslogban: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -78,6 +85,36 @@ def _parser() -> argparse.ArgumentParser:
                    help="check a large file in N processes (default: the CPUs, at most 4)")
     p.set_defaults(func=_check)
 
+    p = commands.add_parser(
+        "run", help="run the daemon",
+        description="Receives syslog records, blocks attackers. Every configuration key "
+                    "is also a flag; flags override the file.")
+    configuration.add_flags(p)
+    p.set_defaults(func=_run)
+
+    control = argparse.ArgumentParser(add_help=False)
+    control.add_argument("--control", metavar="PATH",
+                         help="the daemon's control socket (default: from --config, "
+                              "else /run/syslogban/control.sock)")
+    control.add_argument("--config", metavar="FILE", help="read the control path from here")
+    for name, text in (("status", "show the running daemon's configuration and counters"),
+                       ("reload", "reload rules, allow-list and configuration")):
+        p = commands.add_parser(name, parents=[control], help=text)
+        p.set_defaults(func=_control_command)
+    p = commands.add_parser("list", parents=[control], help="list active blocks")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p.set_defaults(func=_control_command)
+    p = commands.add_parser("block", parents=[control], help="block an address or prefix")
+    p.add_argument("target", metavar="ADDR")
+    p.add_argument("--for", dest="duration", metavar="DURATION", default="permanent",
+                   help="30s, 10m, 2h, 1d, 1w or permanent (default)")
+    p.set_defaults(func=_control_command)
+    for name, text in (("unblock", "lift a block now"),
+                       ("why", "show the evidence, signatures and score behind a block")):
+        p = commands.add_parser(name, parents=[control], help=text)
+        p.add_argument("target", metavar="ADDR")
+        p.set_defaults(func=_control_command)
+
     p = commands.add_parser("rules", help="list, show or check signatures")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     a = actions.add_parser("list", parents=[rules_options, selection],
@@ -90,6 +127,71 @@ def _parser() -> argparse.ArgumentParser:
                            help="validate rule files and run their inline examples")
     a.set_defaults(func=_rules_check)
     return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .daemon import run
+    return run(args.config, args)
+
+
+def _control_command(args: argparse.Namespace) -> int:
+    path = args.control or configuration.load(args.config).control
+    command: dict[str, object] = {"command": args.command}
+    if args.command in ("block", "unblock", "why"):
+        command["target"] = args.target
+    if args.command == "block":
+        command["for"] = args.duration
+    answer = request(path, command)
+    if args.command == "list" and not args.json:
+        _print_blocks(answer["blocks"])
+    elif args.command == "status":
+        _print_status(answer)
+    elif args.command == "why":
+        _print_why(answer)
+    else:
+        answer.pop("ok")
+        print(json.dumps(answer, indent=2 if args.command != "list" else None))
+    return 0
+
+
+def _print_blocks(blocks: list[dict[str, object]]) -> None:
+    for b in blocks:
+        print(f"{b['target']:<39}  {b['reason']:<9}  {b['duration']:>9}  "
+              f"score {b['score']:<4}  {', '.join(b['signatures'])}")  # type: ignore[arg-type]
+    print(f"{len(blocks)} active blocks")
+
+
+def _print_status(answer: dict[str, object]) -> None:
+    c: dict[str, object] = answer["counters"]  # type: ignore[assignment]
+    cfg: dict[str, object] = answer["config"]  # type: ignore[assignment]
+    print(f"syslogban {answer['version']}, up {format_duration(float(answer['uptime']))}, "  # type: ignore[arg-type]
+          f"backend {answer['backend']}, {answer['signatures']} signatures")
+    print(f"scoring   threshold {cfg['threshold']} (attempts {cfg['attempts'] or 'off'}) "
+          f"within {cfg['window']}s; block {cfg['block_time']}s x{cfg['multiplier']} "
+          f"up to {cfg['max_block_time']}s; blacklist {cfg['blacklist'] or 'off'}")
+    print(f"records   {c['records_read']} read, {c['records_parsed']} parsed, "
+          f"rejected {c['records_rejected'] or 0}, filtered {c['records_filtered']}")
+    print(f"attacks   {c['attacks'] or 0}")
+    print(f"blocks    {c['blocks_active']} active, blocker {c['blocker']}")
+    print(f"firewall  {c['batches']} batches, {c['backend_errors']} errors; "
+          f"state errors {c['state_errors']}")
+    print("rule files " + ", ".join(answer["rule_files"]))  # type: ignore[arg-type]
+    print("allow      " + ", ".join(answer["allow"]))  # type: ignore[arg-type]
+    print("config    " + json.dumps(cfg))
+
+
+def _print_why(answer: dict[str, object]) -> None:
+    print(f"{answer['target']}{'  (allow-listed: never blocked)' if answer['allowed'] else ''}")
+    block = answer.get("block")
+    if block:
+        print(f"blocked   {block['reason']} for {block['duration']}, score {block['score']}, "  # type: ignore[index]
+              f"block #{block['nth']}: {', '.join(block['signatures'])}")  # type: ignore[index]
+    else:
+        print("blocked   no")
+    if answer.get("history"):
+        print(f"history   {answer['history']}")
+    for line in answer.get("evidence") or []:  # type: ignore[attr-defined]
+        print(f"  {line}")
 
 
 def _signatures(args: argparse.Namespace) -> tuple[list[Signature], list[Signature]]:

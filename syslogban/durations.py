@@ -33,10 +33,11 @@ def parse_duration(text: str | int | float) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """The shortest exact spelling, e.g. 7200 -> '2h'; 'permanent' for infinity."""
+    """The shortest exact spelling of whole seconds, e.g. 7200 -> '2h'; 'permanent'."""
     if seconds == PERMANENT:
         return "permanent"
+    seconds = round(seconds)
     for unit, size in sorted(UNITS.items(), key=lambda item: -item[1]):
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+    return f"{seconds}s"

@@ -23,6 +23,7 @@ class Counters:
     lines: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     attacks: Counter[str] = field(default_factory=Counter)  # per signature id
+    filtered: int = 0  # parsed, but of another facility or an ignored program
 
     @property
     def parsed(self) -> int:
@@ -44,15 +45,21 @@ def newlines(data: bytes) -> int:
 
 
 class Pipeline:
-    __slots__ = ("parser", "matcher", "scanner", "counters", "lines_before")
+    __slots__ = ("parser", "matcher", "scanner", "counters", "lines_before", "facilities",
+                 "ignored_programs")
 
     def __init__(self, parser: RecordParser, matcher: Matcher, scanner: Scanner,
-                 lines_before: int = 0) -> None:
+                 lines_before: int = 0, facilities: frozenset[int] | None = None,
+                 ignored_programs: frozenset[str] = frozenset()) -> None:
         self.parser = parser
         self.matcher = matcher
         self.scanner = scanner
         self.counters = Counters()
         self.lines_before = lines_before  # line numbers start after these (a slice of a file)
+        # Records that carry a PRI of another facility are not matched; records
+        # of these programs neither (the daemon's own log coming back).
+        self.facilities = facilities
+        self.ignored_programs = ignored_programs
 
     def feed(self, chunk: bytes, now: float) -> list[Detection]:
         """Detections in `chunk`: whole records, each ending in a newline."""
@@ -86,6 +93,11 @@ class Pipeline:
             record = self.parser.parse(line, now)
         except Malformed as exc:
             self.counters.rejected[exc.reason] += 1
+            return
+        if ((self.facilities is not None and record.facility is not None
+             and record.facility not in self.facilities)
+                or record.program in self.ignored_programs):
+            self.counters.filtered += 1
             return
         attack = self.matcher.match(record, now)
         if attack is not None:

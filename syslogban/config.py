@@ -1,0 +1,353 @@
+"""Configuration: one TOML file, every key also a command-line flag.
+
+Rules of this file:
+* OPTIONS is the one table of keys: name, type, default, help. The file
+  reader, the flags of `syslogban run`, the effective configuration shown by
+  `status` and contrib/syslogban.toml all follow it.
+* Defaults work with no file at all. Precedence: defaults < file < flags.
+* A bad value is reported with the key (and file) and why; it never half-applies.
+* It resolves nothing over the network itself: names in `allow` are resolved
+  by the daemon at start and on reload, through `resolve_allow`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import socket
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .blocker import LOOPBACK, Aggregation, BlockerConfig, Network, Policy
+from .correlation import DEFAULT_SIZE, DEFAULT_TTL
+from .durations import PERMANENT, parse_duration
+from .record import DEFAULT_MAX_SIZE, FACILITIES
+
+log = logging.getLogger("syslogban.config")
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used, with the key and the reason."""
+
+
+def _int(minimum: int, maximum: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+            raise ValueError(f"must be a whole number from {minimum} to {maximum}")
+        return value
+    return parse
+
+
+def _number(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("must be a number") from None
+    if not number > 0:
+        raise ValueError("must be a number greater than 0")
+    return number
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("yes", "true", "on", "1", "no", "false",
+                                                     "off", "0"):
+        return value.lower() in ("yes", "true", "on", "1")
+    raise ValueError("must be true or false")
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [v for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a list of strings")
+    return tuple(v.strip() for v in value)
+
+
+def _duration(value: Any) -> float:
+    return parse_duration(value)
+
+
+def _facilities(value: Any) -> tuple[str, ...]:
+    names = _texts(value)
+    unknown = [n for n in names if n not in FACILITIES]
+    if unknown:
+        raise ValueError(f"unknown facility {', '.join(unknown)} (one of {', '.join(FACILITIES)})")
+    return names
+
+
+def _blacklist(value: Any) -> int | None:
+    if value is False or value == 0 or value == "off":
+        return None
+    return _int(1, 10**9)(value)
+
+
+def _level(value: Any) -> str:
+    name = _text(value).upper()
+    if name not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("must be debug, info, warning or error")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    key: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+    flag: str = ""        # default: --key with dashes
+    metavar: str = "VALUE"
+    repeat: bool = False  # a list flag given several times
+
+    @property
+    def flags(self) -> str:
+        return self.flag or "--" + self.key.replace("_", "-")
+
+
+OPTIONS: tuple[Option, ...] = (
+    # inputs
+    Option("stdin", _bool, False, "read records from standard input (a syslog pipe)",
+           metavar="BOOL"),
+    Option("facilities", _facilities, ("mail",),
+           "syslog facilities to read where records carry a PRI (e.g. mail,auth,authpriv)",
+           metavar="LIST"),
+    Option("max_record_size", _int(64, 1 << 20), DEFAULT_MAX_SIZE,
+           "reject records longer than this many bytes, whole", metavar="BYTES"),
+    # signatures
+    Option("rules", _texts, (), "rule directories instead of the bundled rules", metavar="DIR",
+           repeat=True),
+    Option("enable", _texts, (), "signatures or services to turn on (ID, SERVICE or all)",
+           metavar="ID", repeat=True),
+    Option("disable", _texts, (), "signatures or services to turn off", metavar="ID",
+           repeat=True),
+    Option("sessions", _int(1, 10**8), DEFAULT_SIZE,
+           "session ids remembered for multi-line signatures", metavar="N"),
+    Option("session_ttl", _duration, DEFAULT_TTL, "how long a session id is remembered",
+           metavar="DURATION"),
+    # scoring
+    Option("threshold", _int(1, 10**9), 30, "score (sum of danger) that blocks", metavar="N"),
+    Option("attempts", _int(0, 10**9), 0,
+           "block after this many attacks instead of a score (0: use threshold)", metavar="N"),
+    Option("window", _duration, 1800.0, "detection window", metavar="DURATION"),
+    Option("block_time", _duration, 120.0, "first block time", metavar="DURATION"),
+    Option("multiplier", _number, 2.0, "block time factor for each earlier block",
+           metavar="X"),
+    Option("max_block_time", _duration, 86400.0, "longest block (except the blacklist)",
+           metavar="DURATION"),
+    Option("blacklist", _blacklist, None,
+           "lifetime danger that blocks for good (0 or false: off)", metavar="N"),
+    Option("allow", _texts, (), "addresses, prefixes or host names never blocked",
+           metavar="ADDR", repeat=True),
+    Option("allow_own_addresses", _bool, True, "never block this host's own addresses",
+           metavar="BOOL"),
+    Option("aggregate_ipv4", _int(8, 32), 32, "block the offender's /N instead of the host",
+           metavar="N"),
+    Option("aggregate_ipv6", _int(16, 128), 128, "block the offender's /M instead of the host",
+           metavar="M"),
+    Option("score_by_prefix", _bool, False, "score attacks of a whole prefix together",
+           metavar="BOOL"),
+    Option("adaptive", _int(0, 1 << 16), 0,
+           "block a /24 (/64) once this many of its hosts were blocked (0: off)", metavar="K"),
+    Option("adaptive_ipv4", _int(8, 31), 24, "prefix length of adaptive blocks (IPv4)",
+           metavar="N"),
+    Option("adaptive_ipv6", _int(16, 127), 64, "prefix length of adaptive blocks (IPv6)",
+           metavar="M"),
+    # firewall and state
+    Option("backend", _text, "null", "firewall backend", metavar="NAME"),
+    Option("dry_run", _bool, False, "decide and log, but change no firewall and keep no state",
+           flag="--dry-run", metavar="BOOL"),
+    Option("flush_on_exit", _bool, False, "remove all blocks when stopping", metavar="BOOL"),
+    Option("batch_delay", _number, 0.005, "seconds to gather firewall changes into one batch",
+           metavar="SECONDS"),
+    Option("state", _text, "/var/lib/syslogban/state.db", "state file (SQLite)",
+           metavar="PATH"),
+    Option("control", _text, "/run/syslogban/control.sock", "control socket", metavar="PATH"),
+    Option("control_group", _text, "", "group allowed to use the control socket (mode 0660)",
+           metavar="GROUP"),
+    # observability
+    Option("log_level", _level, "INFO", "debug, info, warning or error", metavar="LEVEL"),
+    Option("log_file", _text, "", "log to this file instead of stderr", metavar="PATH"),
+    Option("metrics_file", _text, "",
+           "write counters in Prometheus text format to this file (node_exporter textfile)",
+           metavar="PATH"),
+    Option("metrics_interval", _duration, 15.0, "how often to write the metrics file",
+           metavar="DURATION"),
+)
+_BY_KEY = {o.key: o for o in OPTIONS}
+SERVICE_KEYS = ("threshold", "attempts", "window", "block_time", "multiplier",
+                "max_block_time")
+TABLES = ("services", "notify")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    values: Mapping[str, Any]
+    services: Mapping[str, Mapping[str, Any]]
+    notify: Mapping[str, Any]
+    source: str  # the file, or "defaults"
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self.values[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def policy(self, overrides: Mapping[str, Any] | None = None) -> Policy:
+        v = {**{k: self.values[k] for k in SERVICE_KEYS}, **(overrides or {})}
+        attempts = v["attempts"]
+        return Policy(threshold=attempts or v["threshold"], window=v["window"],
+                      block_time=v["block_time"], multiplier=v["multiplier"],
+                      max_block_time=v["max_block_time"], count_attempts=bool(attempts))
+
+    def blocker(self, allow: Iterable[Network]) -> BlockerConfig:
+        return BlockerConfig(
+            policy=self.policy(),
+            services={name: self.policy(o) for name, o in self.services.items()},
+            blacklist=self.values["blacklist"],
+            allow=(*LOOPBACK, *allow),
+            aggregation=Aggregation(self.aggregate_ipv4, self.aggregate_ipv6,
+                                    self.score_by_prefix, self.adaptive,
+                                    self.adaptive_ipv4, self.adaptive_ipv6))
+
+    def effective(self) -> dict[str, Any]:
+        """Everything in effect, for `syslogban status`."""
+        shown = {k: ("permanent" if v == PERMANENT else v) for k, v in self.values.items()}
+        return {**shown, "services": dict(self.services), "notify": dict(self.notify),
+                "source": self.source}
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per key; unset flags leave the file's value alone."""
+    parser.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
+    for option in OPTIONS:
+        kwargs: dict[str, Any] = {"dest": option.key, "default": argparse.SUPPRESS,
+                                  "metavar": option.metavar, "help": option.help}
+        if option.parse is _bool:
+            kwargs.update(nargs="?", const="true")
+        if option.repeat:
+            kwargs["action"] = "append"
+        parser.add_argument(option.flags, **kwargs)
+    parser.add_argument("--service", dest="service_flags", action="append", default=[],
+                        metavar="NAME.KEY=VALUE",
+                        help=f"a per-service policy key ({', '.join(SERVICE_KEYS)})")
+    parser.add_argument("--notify", dest="notify_flags", action="append", default=[],
+                        metavar="KEY=VALUE", help="a notification key (see the example file)")
+
+
+def load(path: str | None, flags: argparse.Namespace | None = None) -> Config:
+    """The configuration in effect: defaults, then the file, then the flags."""
+    data: dict[str, Any] = {}
+    if path:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    where = path or "flags"
+    unknown = set(data) - set(_BY_KEY) - set(TABLES)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {', '.join(sorted(unknown))}")
+    values = {o.key: o.default for o in OPTIONS}
+    for key, raw in data.items():
+        if key not in TABLES:
+            values[key] = _parse(_BY_KEY[key], raw, where)
+    services = _services(data.get("services", {}), where)
+    notify = _table(data.get("notify", {}), "notify", where)
+    if flags is not None:
+        for option in OPTIONS:
+            if hasattr(flags, option.key):
+                raw = getattr(flags, option.key)
+                if option.repeat:
+                    raw = [part for item in raw for part in _texts(item)]
+                values[option.key] = _parse(option, raw, "command line")
+        for item in getattr(flags, "service_flags", []):
+            name, key, value = _assignment(item, service=True)
+            services.setdefault(name, {})[key] = _parse(_BY_KEY[key], value, "--service")
+        for item in getattr(flags, "notify_flags", []):
+            _, key, value = _assignment(item, service=False)
+            notify[key] = value
+    return Config(values, services, notify, path or "defaults")
+
+
+def _parse(option: Option, raw: Any, where: str) -> Any:
+    try:
+        return option.parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {option.key}: {exc}") from None
+
+
+def _table(value: Any, name: str, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: [{name}] must be a table")
+    return dict(value)
+
+
+def _services(value: Any, where: str) -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = {}
+    for name, table in _table(value, "services", where).items():
+        table = _table(table, f"services.{name}", where)
+        unknown = set(table) - set(SERVICE_KEYS)
+        if unknown:
+            raise ConfigError(f"{where}: services.{name}: unknown key "
+                              f"{', '.join(sorted(unknown))} (one of {', '.join(SERVICE_KEYS)})")
+        result[name] = {k: _parse(_BY_KEY[k], v, f"{where}: services.{name}")
+                        for k, v in table.items()}
+    return result
+
+
+def _assignment(text: str, service: bool) -> tuple[str, str, str]:
+    left, sep, value = text.partition("=")
+    name, dot, key = left.partition(".") if service else ("", "", left)
+    if not sep or (service and (not dot or key not in SERVICE_KEYS)):
+        form = "NAME.KEY=VALUE with KEY one of " + ", ".join(SERVICE_KEYS) if service \
+            else "KEY=VALUE"
+        raise ConfigError(f"{text!r}: write {form}")
+    return name.strip(), key.strip(), value.strip()
+
+
+def resolve_allow(entries: Iterable[str], own: Iterable[str] = ()) -> list[Network]:
+    """Networks of the allow-list: literals as they are, names resolved now.
+
+    Called at start and on reload only, never while matching. A name that does
+    not resolve is reported and skipped (the rest of the list still holds).
+    """
+    networks: list[Network] = []
+    for entry in [*entries, *own]:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+            continue
+        except ValueError:
+            pass
+        try:
+            infos = socket.getaddrinfo(entry, None, proto=socket.IPPROTO_TCP)
+        except OSError as exc:
+            log.warning("allow-list: cannot resolve %s (%s); it is not allowed", entry, exc)
+            continue
+        for info in infos:
+            networks.append(ipaddress.ip_network(str(info[4][0]).split("%")[0]))
+    return networks
+
+
+def own_addresses() -> list[str]:
+    """This host's addresses (pyroute2, netlink); [] where that is not available."""
+    try:
+        from pyroute2 import IPRoute
+    except ImportError:
+        return []
+    with IPRoute() as ip:
+        return [str(msg.get_attr("IFA_ADDRESS")) for msg in ip.get_addr()
+                if msg.get_attr("IFA_ADDRESS")]

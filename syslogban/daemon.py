@@ -1,0 +1,400 @@
+"""The daemon: one asyncio loop from record bytes to firewall changes.
+
+Rules of this file:
+* It wires the pure core (pipeline, blocker) to the shell (sources, state,
+  backend, control, notifications) and owns the order of side effects:
+  a decision is committed to the state, then applied to the firewall in a
+  batch, and only then reported (logged, notified). A batch the firewall
+  refuses is retried with back-off; the state already holds it, so a
+  restart in between still applies it.
+* It never reads its own log back: records of the program "syslogban" are
+  ignored, and it logs to stderr or a file, never to syslog.
+* Reload (SIGHUP or `syslogban reload`) builds the new rules and allow-list
+  first and swaps them in only when all of it loaded: a broken file leaves
+  the old configuration in force.
+
+Blocks outlive the daemon: stopping keeps them in the firewall unless
+flush_on_exit is set, and a restart restores the active ones from the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .backends import Backend, BackendError, Change, create
+from .blocker import Block, Blocker, normal_target
+from .config import Config, load, own_addresses, resolve_allow
+from .control import ControlServer
+from .correlation import Correlator
+from .durations import PERMANENT, format_duration, parse_duration
+from .framing import LineFramer
+from .matcher import Matcher
+from .pipeline import Detection, Pipeline
+from .record import FACILITIES, RecordParser
+from .scanner import Scanner
+from .signatures import Signature, load_rules, select
+from .sources import read_stream
+from .state import State, StateError
+
+log = logging.getLogger("syslogban")
+
+EVIDENCE_LINES = 5          # kept per address, shown by `why`
+EVIDENCE_ADDRESSES = 65536  # addresses with evidence kept (the most recent)
+RETRY_DELAYS = (0.1, 0.5, 2.0, 5.0, 15.0, 30.0)
+PRUNE_EVERY = 60.0
+
+
+@dataclass(slots=True)
+class DaemonCounters:
+    batches: int = 0
+    backend_errors: int = 0
+    state_errors: int = 0
+    unblocks: int = 0
+    started: float = field(default_factory=time.time)
+
+
+@dataclass(slots=True)
+class Engine:
+    """Everything a configuration builds, swapped as a whole on reload."""
+
+    config: Config
+    signatures: list[Signature]
+    pipeline: Pipeline
+    allow: list[str]
+
+    @classmethod
+    def build(cls, config: Config, previous: Engine | None = None) -> Engine:
+        dirs = [Path(d) for d in config.rules] or None
+        signatures = select(load_rules(dirs), config.enable, config.disable)
+        matcher = Matcher(signatures, Correlator(config.sessions, config.session_ttl))
+        if previous is not None:  # sessions in flight survive a reload
+            matcher.correlator = previous.pipeline.matcher.correlator
+        parser = RecordParser(config.max_record_size)
+        scanner = Scanner(matcher.prefilters(), config.max_record_size)
+        facilities = frozenset(FACILITIES.index(f) for f in config.facilities)
+        pipeline = Pipeline(parser, matcher, scanner, facilities=facilities,
+                            ignored_programs=frozenset({"syslogban"}))
+        if previous is not None:
+            pipeline.counters = previous.pipeline.counters
+        own = own_addresses() if config.allow_own_addresses else []
+        allow = [str(n) for n in resolve_allow(config.allow, own)]
+        return cls(config, signatures, pipeline, allow)
+
+
+class Daemon:
+    def __init__(self, config: Config, config_path: str | None = None, flags: Any = None) -> None:
+        self.config_path = config_path  # what `reload` reads again
+        self.flags = flags
+        self.engine = Engine.build(config)
+        self.blocker = Blocker(config.blocker(self._networks(self.engine.allow)))
+        self.state = State(":memory:" if config.dry_run else config.state)
+        self.backend: Backend = create("null" if config.dry_run else config.backend)
+        self.framer = LineFramer(config.max_record_size)
+        self.counters = DaemonCounters()
+        self.evidence: OrderedDict[str, deque[str]] = OrderedDict()
+        self.pending: list[tuple[Block, list[str]]] = []
+        self.unpending: list[Block] = []
+        self.wakeup = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self.control: ControlServer | None = None
+        self.notifier: Any = None
+
+    @staticmethod
+    def _networks(allow: Sequence[str]) -> list[Any]:
+        return [ipaddress.ip_network(a) for a in allow]
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(self) -> int:
+        config = self.engine.config
+        now = time.time()
+        active, history, ended = self.state.load(now)
+        self.blocker.restore(active, history)
+        self.backend.start()
+        self.backend.sync({b.target: b.until for b in active}, now)
+        log.info("syslogban %s: %d signatures, backend %s, %d blocks restored, "
+                 "%d ended while stopped", __version__, len(self.engine.signatures),
+                 self.backend.name, len(active), len(ended))
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        if config.control:
+            self.control = ControlServer(config.control, self.handle, config.control_group)
+            await self.control.start()
+        tasks = [asyncio.create_task(self._flusher()), asyncio.create_task(self._expirer()),
+                 asyncio.create_task(self._housekeeping())]
+        if config.stdin:
+            tasks.append(asyncio.create_task(self._read_stdin()))
+        await self.stopping.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._flush()
+        if self.control is not None:
+            await self.control.close()
+        self.backend.stop(flush=config.flush_on_exit)
+        self.state.close()
+        log.info("syslogban stopped (%s)", "blocks removed" if config.flush_on_exit
+                 else "blocks kept in place")
+        return 0
+
+    async def _read_stdin(self) -> None:
+        await read_stream(sys.stdin.fileno(), self.consume)
+        tail = self.framer.close()
+        if tail:
+            self._detect(tail)
+        log.info("end of input")
+        self.stopping.set()
+
+    # ------------------------------------------------------------- deciding
+
+    def consume(self, data: bytes) -> None:
+        chunk = self.framer.feed(data)
+        if chunk:
+            self._detect(chunk)
+
+    def _detect(self, chunk: bytes) -> None:
+        now = time.time()
+        for detection in self.engine.pipeline.feed(chunk, now):
+            self._decide(detection, now)
+
+    def _decide(self, detection: Detection, now: float) -> None:
+        address = detection.attack.address
+        lines = self.evidence.get(address)
+        if lines is None:
+            lines = self.evidence[address] = deque(maxlen=EVIDENCE_LINES)
+            if len(self.evidence) > EVIDENCE_ADDRESSES:
+                self.evidence.popitem(last=False)
+        else:
+            self.evidence.move_to_end(address)
+        lines.append(detection.record.message)
+        block = self.blocker.observe(detection.attack, now)
+        if block is not None:
+            self.pending.append((block, list(lines)))
+            self.wakeup.set()
+
+    # ------------------------------------------------------------- applying
+
+    async def _flusher(self) -> None:
+        while True:
+            await self.wakeup.wait()
+            await asyncio.sleep(self.engine.config.batch_delay)
+            self.wakeup.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Commits, applies and reports what was decided since the last batch."""
+        blocks, self.pending = self.pending, []
+        unblocks, self.unpending = self.unpending, []
+        if not blocks and not unblocks:
+            return
+        try:
+            self.state.record(blocks, {b.target: self.blocker.history[b.target]
+                                       for b, _ in blocks})
+            self.state.remove(b.target for b in unblocks)
+        except StateError as exc:
+            self.counters.state_errors += 1
+            log.error("%s; protection goes on from memory", exc)
+        changes = [Change(True, b.target, b.until) for b, _ in blocks]
+        changes += [Change(False, b.target, 0.0) for b in unblocks]
+        await self._apply(changes)
+        for block, evidence in blocks:
+            log.warning("blocked %s for %s (%s, score %d: %s; block #%d)", block.target,
+                        format_duration(block.until - block.since), block.reason,
+                        block.score, ", ".join(block.signatures), block.nth)
+            if self.notifier is not None:
+                await self.notifier.on_block(block, evidence, time.time())
+        for block in unblocks:
+            log.info("unblocked %s", block.target)
+
+    async def _apply(self, changes: list[Change]) -> None:
+        for attempt, delay in enumerate((0.0, *RETRY_DELAYS)):
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                await asyncio.to_thread(self.backend.apply, changes, time.time())
+                self.counters.batches += 1
+                return
+            except BackendError as exc:
+                self.counters.backend_errors += 1
+                log.error("firewall update failed (attempt %d): %s", attempt + 1, exc)
+        log.error("giving up on %d changes for now; the next sync repairs the firewall",
+                  len(changes))
+
+    async def _expirer(self) -> None:
+        while True:
+            due = self.blocker.next_expiry()
+            await asyncio.sleep(1.0 if due is None else min(max(due - time.time(), 0.0), 1.0))
+            ended = self.blocker.expire(time.time())
+            if ended:
+                self.counters.unblocks += len(ended)
+                if self.backend.kernel_expiry:
+                    self.state.remove(b.target for b in ended)
+                else:
+                    self.unpending.extend(ended)
+                    self.wakeup.set()
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(min(PRUNE_EVERY, self.engine.config.metrics_interval))
+            self.blocker.prune(time.time())
+            if self.engine.config.metrics_file:
+                self._write_metrics()
+
+    # ------------------------------------------------------------ reloading
+
+    async def reload(self) -> dict[str, Any]:
+        try:
+            config = load(self.config_path, self.flags)
+            # In a thread: names in the allow-list are resolved, netlink is asked.
+            engine = await asyncio.to_thread(Engine.build, config, self.engine)
+        except Exception as exc:  # a broken file must never stop the daemon
+            log.error("reload failed, the previous configuration stays in force: %s", exc)
+            return {"ok": False, "error": f"reload failed, previous configuration kept: {exc}"}
+        self.engine = engine
+        blocker_config = config.blocker(self._networks(engine.allow))
+        fresh = Blocker(blocker_config)
+        fresh.restore(self.blocker.active.values(), self.blocker.history)
+        fresh.counters = self.blocker.counters
+        self.blocker = fresh
+        self.backend.sync({t: b.until for t, b in self.blocker.active.items()}, time.time())
+        log.info("reloaded: %d signatures, %d allow-list entries",
+                 len(engine.signatures), len(engine.allow))
+        return {"ok": True, "signatures": len(engine.signatures)}
+
+    # -------------------------------------------------------------- control
+
+    async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        command = request["command"]
+        try:
+            if command == "status":
+                return {"ok": True, **self.status()}
+            if command == "list":
+                return {"ok": True, "blocks": [self._block_json(b) for b in
+                                               sorted(self.blocker.active.values(),
+                                                      key=lambda b: b.since)]}
+            if command == "block":
+                return await self._manual_block(request)
+            if command == "unblock":
+                return await self._manual_unblock(request)
+            if command == "reload":
+                return await self.reload()
+            if command == "why":
+                return {"ok": True, **self.why(str(request.get("target", "")))}
+        except (ValueError, TypeError) as exc:
+            return {"ok": False, "error": str(exc)}
+        return {"ok": False, "error": f"unknown command {command!r}"[:100]}
+
+    async def _manual_block(self, request: dict[str, Any]) -> dict[str, Any]:
+        now = time.time()
+        duration = parse_duration(request.get("for", "permanent"))
+        block = self.blocker.block(str(request.get("target", "")),
+                                   now + duration if duration != PERMANENT else PERMANENT, now)
+        self.pending.append((block, ["manual block over the control socket"]))
+        await self._flush()
+        return {"ok": True, "block": self._block_json(block)}
+
+    async def _manual_unblock(self, request: dict[str, Any]) -> dict[str, Any]:
+        target = normal_target(str(request.get("target", "")))
+        block = self.blocker.unblock(target)
+        if block is None:
+            allowed = "/" not in target and self.blocker.allows(target)
+            reason = "it is allow-listed and never blocked" if allowed else "it is not blocked"
+            return {"ok": False, "error": f"{target}: {reason}"}
+        self.unpending.append(block)
+        await self._flush()
+        return {"ok": True, "unblocked": target}
+
+    def why(self, text: str) -> dict[str, Any]:
+        target = normal_target(text)
+        block = self.blocker.active.get(target)
+        history = self.blocker.history.get(target)
+        evidence = list(self.evidence.get(target, ())) or self.state.evidence(target)
+        if block is None and history is None and not evidence:
+            raise ValueError(f"{target}: nothing known about it")
+        return {"target": target, "allowed": "/" not in target and self.blocker.allows(target),
+                "block": self._block_json(block) if block else None,
+                "history": asdict(history) if history else None, "evidence": evidence}
+
+    @staticmethod
+    def _block_json(block: Block) -> dict[str, Any]:
+        data = asdict(block)
+        data["until"] = None if block.permanent else block.until
+        data["duration"] = format_duration(block.until - block.since)
+        return data
+
+    def status(self) -> dict[str, Any]:
+        c = self.engine.pipeline.counters
+        matcher = self.engine.pipeline.matcher
+        return {
+            "version": __version__,
+            "uptime": round(time.time() - self.counters.started),
+            "config": self.engine.config.effective(),
+            "backend": self.backend.name,
+            "signatures": len(self.engine.signatures),
+            "rule_files": sorted({s.source for s in self.engine.signatures}),
+            "allow": self.engine.allow,
+            "counters": {
+                "records_read": c.lines, "records_parsed": c.parsed,
+                "records_rejected": dict(c.rejected), "records_filtered": c.filtered,
+                "attacks": dict(c.attacks), "invalid_addresses": matcher.invalid_addresses,
+                "sessions": asdict(matcher.correlator.counters),
+                "blocker": asdict(self.blocker.counters),
+                "blocks_active": len(self.blocker.active),
+                "addresses_tracked": self.blocker.tracked(),
+                **{k: v for k, v in asdict(self.counters).items() if k != "started"},
+            },
+        }
+
+    # -------------------------------------------------------------- metrics
+
+    def _write_metrics(self) -> None:
+        """node_exporter textfile format, written atomically (rename)."""
+        status = self.status()["counters"]
+        lines = []
+
+        def metric(name: str, value: float, help_text: str, labels: str = "") -> None:
+            if not any(line.startswith(f"# HELP syslogban_{name} ") for line in lines):
+                lines.append(f"# HELP syslogban_{name} {help_text}")
+                lines.append(f"# TYPE syslogban_{name} "
+                             f"{'gauge' if name.endswith(('active', 'tracked')) else 'counter'}")
+            lines.append(f"syslogban_{name}{labels} {value}")
+
+        metric("records_read_total", status["records_read"], "Records read.")
+        for reason, count in status["records_rejected"].items():
+            metric("records_rejected_total", count, "Records rejected.", f'{{reason="{reason}"}}')
+        for sig, count in status["attacks"].items():
+            metric("attacks_total", count, "Attacks detected.", f'{{signature="{sig}"}}')
+        metric("blocks_total", status["blocker"]["blocks"], "Blocks decided.")
+        metric("blocks_active", status["blocks_active"], "Blocks in force.")
+        metric("addresses_tracked", status["addresses_tracked"], "Addresses with a score.")
+        metric("backend_errors_total", status["backend_errors"], "Failed firewall updates.")
+        path = self.engine.config.metrics_file
+        directory = os.path.dirname(path) or "."
+        with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(f.name, path)
+
+
+def run(config_path: str | None, flags: Any) -> int:
+    """`syslogban run`: configure logging, then run the daemon until it stops."""
+    config = load(config_path, flags)
+    handler: logging.Handler = (logging.FileHandler(config.log_file) if config.log_file
+                                else logging.StreamHandler(sys.stderr))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=config.log_level, handlers=[handler], force=True)
+    return asyncio.run(Daemon(config, config_path, flags).run())

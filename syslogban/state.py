@@ -1,0 +1,183 @@
+"""State: what syslogban remembers across restarts, in SQLite (WAL mode).
+
+Rules of this file:
+* A thin shell: rows in, rows out. It decides nothing (that is blocker.py).
+* Every write is one transaction, committed (synchronous=FULL) before it
+  returns: the daemon reports a block applied only after `record` returned,
+  so a block it reported survives `kill -9` at any moment.
+* The file is private (0600): evidence lines are log text about users.
+* The schema has a version; MIGRATIONS turns any older file into the
+  current one, in order, inside one transaction each.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from .blocker import Block, History
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: active blocks, and the history of everything ever blocked or scored
+    """
+    CREATE TABLE blocks (
+        target     TEXT PRIMARY KEY,
+        since      REAL NOT NULL,
+        until      REAL,               -- NULL: permanent
+        reason     TEXT NOT NULL,
+        score      INTEGER NOT NULL,
+        signatures TEXT NOT NULL,      -- JSON list of signature ids
+        nth        INTEGER NOT NULL,
+        lifetime   INTEGER NOT NULL,
+        evidence   TEXT NOT NULL       -- JSON list of the last log lines
+    );
+    CREATE TABLE offenders (
+        target   TEXT PRIMARY KEY,
+        blocks   INTEGER NOT NULL,
+        lifetime INTEGER NOT NULL
+    );
+    """,
+)
+
+
+class StateError(Exception):
+    """The state file cannot be read or written; the message says which and why."""
+
+
+class State:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        """Opens (creating, 0600) and migrates the state file; ':memory:' keeps none."""
+        self.path = str(path)
+        try:
+            if self.path != ":memory:":
+                _create_private(Path(self.path))
+            self._db = sqlite3.connect(self.path, isolation_level=None,
+                                       check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"state file {self.path}: {exc}") from None
+
+    @property
+    def version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        current = self.version
+        if current > len(MIGRATIONS):
+            raise StateError(f"state file {self.path} has schema version {current}, newer "
+                             f"than this syslogban ({len(MIGRATIONS)}): upgrade syslogban")
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            with self._transaction():
+                for statement in filter(str.strip, script.split(";")):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={version}")
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db, self.path)
+
+    # -------------------------------------------------------------- reading
+
+    def load(self, now: float) -> tuple[list[Block], dict[str, History], list[Block]]:
+        """(active blocks, history, blocks that ended while syslogban was down).
+
+        The ended ones are deleted here; the caller unblocks them.
+        """
+        try:
+            rows = self._db.execute("SELECT target, since, until, reason, score, signatures,"
+                                    " nth, lifetime FROM blocks").fetchall()
+            history = {target: History(blocks, lifetime) for target, blocks, lifetime
+                       in self._db.execute("SELECT target, blocks, lifetime FROM offenders")}
+        except sqlite3.Error as exc:
+            raise StateError(f"state file {self.path}: cannot read: {exc}") from None
+        blocks = [_block(row) for row in rows]
+        ended = [b for b in blocks if b.until <= now]
+        self.remove(b.target for b in ended)
+        return [b for b in blocks if b.until > now], history, ended
+
+    def evidence(self, target: str) -> list[str]:
+        row = self._db.execute("SELECT evidence FROM blocks WHERE target = ?",
+                               (target,)).fetchone()
+        return json.loads(row[0]) if row else []
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM blocks").fetchone()[0])
+
+    # -------------------------------------------------------------- writing
+
+    def record(self, blocks: Sequence[tuple[Block, Sequence[str]]],
+               history: Mapping[str, History]) -> None:
+        """Stores new blocks (with their evidence) and history, in one transaction."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(b.target, b.since, None if b.permanent else b.until, b.reason, b.score,
+                  json.dumps(list(b.signatures)), b.nth, b.lifetime, json.dumps(list(ev)))
+                 for b, ev in blocks])
+            self._save_history(history)
+
+    def remove(self, targets: Iterable[str]) -> None:
+        """Forgets blocks that ended or were lifted (their history stays)."""
+        with self._transaction():
+            self._db.executemany("DELETE FROM blocks WHERE target = ?",
+                                 [(t,) for t in targets])
+
+    def save_history(self, history: Mapping[str, History]) -> None:
+        with self._transaction():
+            self._save_history(history)
+
+    def _save_history(self, history: Mapping[str, History]) -> None:
+        self._db.executemany(
+            "INSERT INTO offenders VALUES (?, ?, ?) ON CONFLICT(target) DO UPDATE "
+            "SET blocks = excluded.blocks, lifetime = excluded.lifetime",
+            [(target, h.blocks, h.lifetime) for target, h in history.items()])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK and StateError."""
+
+    def __init__(self, db: sqlite3.Connection, path: str) -> None:
+        self.db, self.path = db, path
+
+    def __enter__(self) -> None:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StateError(f"state file {self.path}: cannot write: {exc}") from None
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            try:
+                self.db.execute("COMMIT")
+                return
+            except sqlite3.Error as error:
+                exc = error
+        try:
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # nothing to roll back: the failure was BEGIN or COMMIT itself
+        if isinstance(exc, sqlite3.Error):
+            raise StateError(f"state file {self.path}: cannot write: {exc}") from None
+
+
+def _create_private(path: Path) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
+
+
+def _block(row: tuple[object, ...]) -> Block:
+    target, since, until, reason, score, signatures, nth, lifetime = row
+    return Block(str(target), float(since),  # type: ignore[arg-type]
+                 math.inf if until is None else float(until),  # type: ignore[arg-type]
+                 str(reason), int(score), tuple(json.loads(str(signatures))),  # type: ignore[call-overload]
+                 int(nth), int(lifetime))  # type: ignore[call-overload]

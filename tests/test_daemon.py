@@ -1,0 +1,221 @@
+"""The daemon end to end: a real `syslogban run --stdin` process, its state file,
+its control socket, its signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SYSLOGBAN = [sys.executable, "-m", "syslogban"]
+BLOCKED = re.compile(r"WARNING syslogban: blocked (\S+) for")
+
+
+def attack_lines(address: str, count: int = 3, program: str = "postfix/smtpd") -> bytes:
+    return b"".join(
+        f"Nov 21 10:00:0{n % 10} mx {program}[{100 + n}]: warning: unknown[{address}]: "
+        f"SASL LOGIN authentication failed: UGFzc3dvcmQ6\n".encode() for n in range(count))
+
+
+class Daemon:
+    """One `syslogban run --stdin` with private state, control socket and log."""
+
+    def __init__(self, tmp: Path, *args: str) -> None:
+        self.tmp = tmp
+        self.control = str(tmp / "control.sock")
+        self.log = tmp / "daemon.log"
+        argv = [*SYSLOGBAN, "run", "--stdin", "--state", str(tmp / "state.db"),
+                "--control", self.control, "--batch-delay", "0.001",
+                "--allow-own-addresses", "false", *args]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, cwd=ROOT,
+                                     stderr=open(self.log, "ab"), stdout=subprocess.DEVNULL)
+        self.wait_for(self.answers, "the control socket")
+
+    def answers(self) -> bool:
+        import socket
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(self.control)
+            except OSError:  # not there yet, or a stale one left by a killed daemon
+                return False
+        return True
+
+    def send(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def ctl(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*SYSLOGBAN, *args, "--control", self.control], cwd=ROOT,
+                              capture_output=True, text=True, timeout=30, check=False)
+
+    def blocks(self) -> dict[str, dict[str, object]]:
+        result = self.ctl("list", "--json")
+        assert result.returncode == 0, result.stderr
+        return {b["target"]: b for b in json.loads(result.stdout)["blocks"]}
+
+    def reported(self) -> list[str]:
+        return BLOCKED.findall(self.log.read_text())
+
+    def wait_for(self, condition, what: str, timeout: float = 20) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited ({self.proc.returncode}) waiting for "
+                                     f"{what}:\n{self.log.read_text()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}:\n{self.log.read_text()}")
+            time.sleep(0.02)
+
+    def close(self) -> int:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+        return self.proc.wait(timeout=30)
+
+
+@pytest.fixture()
+def daemons(tmp_path: Path) -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for d in started:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
+def start(daemons: list[Daemon], tmp: Path, *args: str) -> Daemon:
+    daemon = Daemon(tmp, *args)
+    daemons.append(daemon)
+    return daemon
+
+
+def test_stdin_attacks_block_and_eof_stops_cleanly(tmp_path: Path, daemons: list[Daemon]) -> None:
+    d = start(daemons, tmp_path)
+    d.send(attack_lines("192.0.2.1") + attack_lines("198.51.100.2", count=2))
+    d.wait_for(lambda: d.reported() == ["192.0.2.1"], "the block")
+    blocks = d.blocks()
+    assert list(blocks) == ["192.0.2.1"]
+    assert blocks["192.0.2.1"]["duration"] == "2m" and blocks["192.0.2.1"]["score"] == 30
+    assert d.close() == 0
+    assert "blocks kept in place" in d.log.read_text()
+    mode = stat.S_IMODE(os.stat(tmp_path / "state.db").st_mode)
+    assert mode == 0o600
+
+
+def test_restart_keeps_blocks_and_escalation(tmp_path: Path, daemons: list[Daemon]) -> None:
+    d = start(daemons, tmp_path)
+    d.send(attack_lines("192.0.2.1"))
+    d.wait_for(lambda: d.reported(), "the block")
+    assert d.close() == 0
+    again = start(daemons, tmp_path)
+    assert list(again.blocks()) == ["192.0.2.1"]
+    assert "1 blocks restored" in again.log.read_text()
+    assert again.ctl("unblock", "192.0.2.1").returncode == 0
+    again.send(attack_lines("192.0.2.1"))
+    again.wait_for(lambda: len(again.reported()) == 2, "the second block")
+    block = again.blocks()["192.0.2.1"]
+    assert (block["nth"], block["duration"]) == (2, "4m")
+
+
+def test_nothing_reported_is_lost_after_sigkill(tmp_path: Path, daemons: list[Daemon]) -> None:
+    d = start(daemons, tmp_path, "--block-time", "1h")
+    for n in range(60):
+        d.send(attack_lines(f"192.0.2.{n + 1}"))
+        if n == 30:
+            d.wait_for(lambda: len(d.reported()) >= 20, "some blocks")
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait()
+    reported = set(d.reported())
+    assert len(reported) >= 20
+    again = start(daemons, tmp_path, "--block-time", "1h")
+    assert reported <= set(again.blocks())
+
+
+def test_control_commands(tmp_path: Path, daemons: list[Daemon]) -> None:
+    d = start(daemons, tmp_path)
+    d.send(attack_lines("192.0.2.1", count=2))
+    d.wait_for(lambda: "192.0.2.1" in d.ctl("why", "192.0.2.1").stdout, "the evidence")
+    why = d.ctl("why", "192.0.2.1").stdout
+    assert "blocked   no" in why and "SASL LOGIN authentication failed" in why
+    block = d.ctl("block", "203.0.113.0/24", "--for", "1h")
+    assert block.returncode == 0 and '"target": "203.0.113.0/24"' in block.stdout
+    assert d.blocks()["203.0.113.0/24"]["duration"] == "1h"
+    refused = d.ctl("block", "127.0.0.5")
+    assert refused.returncode == 2 and "allow-listed" in refused.stderr
+    assert "allow-listed and never blocked" in d.ctl("unblock", "127.0.0.1").stderr
+    assert "not blocked" in d.ctl("unblock", "198.51.100.7").stderr
+    assert "not an IP address" in d.ctl("why", "mail.example.org").stderr
+    assert d.ctl("unblock", "203.0.113.0/24").returncode == 0
+    assert d.blocks() == {}
+    status = d.ctl("status").stdout
+    assert "backend null" in status and "records   2 read, 2 parsed" in status
+
+
+def test_reload_with_a_broken_rule_file_keeps_the_old_rules(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    good = (ROOT / "rules" / "postfix.toml").read_text()
+    (rules / "postfix.toml").write_text(good)
+    d = start(daemons, tmp_path, "--rules", str(rules))
+    (rules / "postfix.toml").write_text(good.replace("pattern =", "patern =", 1))
+    failed = d.ctl("reload")
+    assert failed.returncode == 2 and "previous configuration kept" in failed.stderr
+    assert "unknown key 'patern'" in failed.stderr
+    d.send(attack_lines("192.0.2.1"))
+    d.wait_for(lambda: d.reported() == ["192.0.2.1"], "a block with the old rules")
+    (rules / "postfix.toml").write_text(good)
+    d.proc.send_signal(signal.SIGHUP)
+    d.wait_for(lambda: "reloaded:" in d.log.read_text(), "SIGHUP reload")
+
+
+def test_control_socket_survives_garbage(tmp_path: Path, daemons: list[Daemon]) -> None:
+    import socket
+    d = start(daemons, tmp_path)
+    payloads = {b"garbage\n": "bad request", b"{\"no\": 1}\n": "bad request",
+                b"[1,2]\n": "bad request", b"x" * 200_000 + b"\n": "bad request",
+                b"{\"command\": \"frobnicate\"}\n": "unknown command"}
+    for payload, error in payloads.items():
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(d.control)
+            s.sendall(payload)
+            answer = json.loads(s.makefile().readline())
+            assert answer["ok"] is False and error in answer["error"]
+    assert d.ctl("status").returncode == 0
+
+
+def test_a_second_daemon_does_not_steal_the_socket(tmp_path: Path, daemons: list[Daemon]) -> None:
+    start(daemons, tmp_path)
+    second = subprocess.run([*SYSLOGBAN, "run", "--state", str(tmp_path / "other.db"),
+                             "--control", str(tmp_path / "control.sock")],
+                            capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert second.returncode == 2 and "another syslogban is running" in second.stderr
+
+
+def test_expired_blocks_are_released(tmp_path: Path, daemons: list[Daemon]) -> None:
+    d = start(daemons, tmp_path, "--block-time", "1s")
+    d.send(attack_lines("192.0.2.1"))
+    d.wait_for(lambda: d.reported(), "the block")
+    d.wait_for(lambda: "unblocked 192.0.2.1" in d.log.read_text(), "the release")
+    assert d.blocks() == {}
+
+
+def test_metrics_textfile(tmp_path: Path, daemons: list[Daemon]) -> None:
+    metrics = tmp_path / "syslogban.prom"
+    d = start(daemons, tmp_path, "--metrics-file", str(metrics), "--metrics-interval", "1s")
+    d.send(attack_lines("192.0.2.1"))
+    d.wait_for(metrics.exists, "the metrics file")
+    d.wait_for(lambda: "syslogban_blocks_total 1" in metrics.read_text(), "a counted block")
+    text = metrics.read_text()
+    assert "# TYPE syslogban_records_read_total counter" in text
+    assert 'syslogban_attacks_total{signature="postfix.sasl-auth-failed"} 3' in text
