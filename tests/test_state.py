@@ -1,0 +1,92 @@
+"""The state file: round trips, migrations, privacy, failures that say why."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+
+import pytest
+
+from syslogban.blocker import Block, History
+from syslogban.durations import PERMANENT
+from syslogban.state import MIGRATIONS, State, StateError
+
+B1 = Block("192.0.2.1", 100.0, 220.0, "score", 30, ("postfix.sasl",), 1, 30)
+B2 = Block("2001:db8::/64", 100.0, PERMANENT, "manual", 0, (), 2, 0)
+
+
+def test_round_trip_with_permanent_blocks_history_and_evidence(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    state.record([(B1, ["line one", "line two"]), (B2, [])],
+                 {"192.0.2.1": History(1, 30), "2001:db8::/64": History(2, 0)})
+    state.close()
+    again = State(tmp_path / "state.db")
+    active, history, ended = again.load(now=150.0)
+    assert sorted(active, key=lambda b: b.target) == [B1, B2]
+    assert history == {"192.0.2.1": History(1, 30), "2001:db8::/64": History(2, 0)}
+    assert ended == [] and again.evidence("192.0.2.1") == ["line one", "line two"]
+
+
+def test_blocks_that_ended_while_down_are_returned_once_and_removed(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    state.record([(B1, []), (B2, [])], {})
+    active, _, ended = state.load(now=1000.0)
+    assert active == [B2] and ended == [B1]
+    assert state.load(now=1000.0)[2] == [] and state.count() == 1
+
+
+def test_history_outlives_the_block(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    state.record([(B1, [])], {"192.0.2.1": History(1, 30)})
+    state.remove(["192.0.2.1"])
+    state.save_history({"192.0.2.1": History(1, 45)})
+    assert state.load(now=0.0)[:2] == ([], {"192.0.2.1": History(1, 45)})
+
+
+def test_file_is_private_and_its_directory_created(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "dir" / "state.db"
+    State(path).close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    os.chmod(path, 0o644)
+    State(path).close()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_schema_version_and_a_file_from_the_future(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    assert State(path).version == len(MIGRATIONS)
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version={len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(StateError, match="newer than this syslogban"):
+        State(path)
+
+
+def test_wal_mode_and_durable_commits(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    assert state._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert state._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_read_only_database_fails_with_state_error_not_sqlite_error(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    state._db.execute("PRAGMA query_only=ON")
+    with pytest.raises(StateError, match="cannot write"):
+        state.record([(B1, [])], {})
+    with pytest.raises(StateError, match="cannot write"):
+        state.remove(["192.0.2.1"])
+
+
+def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StateError, match="state file"):
+        State(path)
+
+
+def test_memory_state_for_dry_runs() -> None:
+    state = State(":memory:")
+    state.record([(B1, [])], {})
+    assert state.count() == 1
