@@ -175,6 +175,9 @@ class Blocker:
         self._group_of = {service: self._groups.index(policy)
                           for service, policy in self.config.services.items()}
         self._events: dict[str, list[object]] = {}
+        self._longest = max(p.window for p in self._groups)  # events older are of no use
+        agg = self.config.aggregation
+        self._whole_hosts = agg.ipv4 == 32 and agg.ipv6 == 128
         self._expiry: list[tuple[float, str]] = []          # heap of (until, target)
         self._recent: dict[str, list[tuple[float, str]]] = {}  # adaptive: prefix -> blocks
 
@@ -200,7 +203,7 @@ class Blocker:
             self.counters.allowed += 1
             return None
         agg = self.config.aggregation
-        target = prefix_of(address, agg.ipv4, agg.ipv6)
+        target = address if self._whole_hosts else prefix_of(address, agg.ipv4, agg.ipv6)
         key = target if agg.score_by_prefix else address
         if self.config.blacklist is not None:
             self._remember(key).lifetime += attack.danger
@@ -228,7 +231,7 @@ class Blocker:
     def _score(self, events: list[object], group: int, policy: Policy,
                now: float) -> tuple[int, tuple[str, ...]]:
         """Drops events that left every window; the score of `group` within its own."""
-        stride, horizon = self._STRIDE, now - max(p.window for p in self._groups)
+        stride, horizon = self._STRIDE, now - self._longest
         start = 0
         while start < len(events) and events[start] <= horizon:  # type: ignore[operator]
             start += stride
@@ -329,7 +332,7 @@ class Blocker:
 
     def prune(self, now: float) -> int:
         """Forgets scores that left every window; returns how many addresses."""
-        horizon = now - max(p.window for p in self._groups)
+        horizon = now - self._longest
         stale = [key for key, events in self._events.items()
                  if not events or events[-self._STRIDE] <= horizon]  # type: ignore[operator]
         for key in stale:

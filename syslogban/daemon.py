@@ -27,7 +27,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -104,7 +104,7 @@ class Daemon:
         self.backend: Backend = create("null" if config.dry_run else config.backend)
         self.framer = LineFramer(config.max_record_size)
         self.counters = DaemonCounters()
-        self.evidence: OrderedDict[str, deque[str]] = OrderedDict()
+        self.evidence: OrderedDict[str, list[str]] = OrderedDict()
         self.pending: list[tuple[Block, list[str]]] = []
         self.unpending: list[Block] = []
         self.wakeup = asyncio.Event()
@@ -148,8 +148,9 @@ class Daemon:
             await self.control.close()
         self.backend.stop(flush=config.flush_on_exit)
         self.state.close()
-        log.info("syslogban stopped (%s)", "blocks removed" if config.flush_on_exit
-                 else "blocks kept in place")
+        log.warning("syslogban stopped (%s; %d records read, %d addresses tracked)",
+                    "blocks removed" if config.flush_on_exit else "blocks kept in place",
+                    self.engine.pipeline.counters.lines, self.blocker.tracked())
         return 0
 
     async def _read_stdin(self) -> None:
@@ -175,12 +176,14 @@ class Daemon:
     def _decide(self, detection: Detection, now: float) -> None:
         address = detection.attack.address
         lines = self.evidence.get(address)
-        if lines is None:
-            lines = self.evidence[address] = deque(maxlen=EVIDENCE_LINES)
+        if lines is None:  # plain lists: a deque costs 600 bytes per address
+            lines = self.evidence[address] = []
             if len(self.evidence) > EVIDENCE_ADDRESSES:
                 self.evidence.popitem(last=False)
         else:
             self.evidence.move_to_end(address)
+            if len(lines) >= EVIDENCE_LINES:
+                del lines[0]
         lines.append(detection.record.message)
         block = self.blocker.observe(detection.attack, now)
         if block is not None:
@@ -202,10 +205,9 @@ class Daemon:
         unblocks, self.unpending = self.unpending, []
         if not blocks and not unblocks:
             return
-        try:
-            self.state.record(blocks, {b.target: self.blocker.history[b.target]
-                                       for b, _ in blocks})
-            self.state.remove(b.target for b in unblocks)
+        history = {b.target: self.blocker.history[b.target] for b, _ in blocks}
+        try:  # in a thread: a durable commit waits for the disk, the loop must not
+            await asyncio.to_thread(self._commit, blocks, history, unblocks)
         except StateError as exc:
             self.counters.state_errors += 1
             log.error("%s; protection goes on from memory", exc)
@@ -220,6 +222,11 @@ class Daemon:
                 await self.notifier.on_block(block, evidence, time.time())
         for block in unblocks:
             log.info("unblocked %s", block.target)
+
+    def _commit(self, blocks: list[tuple[Block, list[str]]], history: dict[str, Any],
+                unblocks: list[Block]) -> None:
+        self.state.record(blocks, history)
+        self.state.remove([b.target for b in unblocks])
 
     async def _apply(self, changes: list[Change]) -> None:
         for attempt, delay in enumerate((0.0, *RETRY_DELAYS)):
