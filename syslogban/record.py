@@ -13,7 +13,9 @@ Rules of this file:
 Theory of operation: the byte-level checks come first (size, NUL, control
 characters, UTF-8, blank), then the header. `<PRI>1 ` announces RFC 5424;
 anything else is tried as `[<PRI>]TIMESTAMP [HOST] TAG[PID]: MSG` with an
-RFC 3164 or ISO 8601 timestamp, then as a line of Exim's own main log. What has no recognisable header is a bare
+RFC 3164 or ISO 8601 timestamp. A line that starts with a date and a time
+separated by a space (no PRI) and has no host and tag of the strict form is a
+line of Exim's own main log. What has no recognisable header is a bare
 message: it is kept, with no program, and only tag-free signatures see it.
 An invalid PRI is part of the message (RFC 3164 section 4.3.3); an impossible
 date leaves the timestamp unknown. Hence the invariant the bulk scanner relies
@@ -60,7 +62,10 @@ _CONTROL = re.compile(r"[\x01-\x08\x0a-\x1f\x7f]")
 _PRI = re.compile(r"<([0-9]{1,3})>")
 
 _TAG = r"(?P<prog>[^\s\[\]:]{1,64})(?:\[(?P<pid>\d{1,10})\])?: ?(?P<msg>.*)"
-_HOST = r"(?P<host>[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]{0,41}|[^\s\[\]:]{1,255})"
+# A host name (letters, digits, . _ - /) or an IPv6 literal: never a token like
+# "H=(helo" that a client can put at the start of a message.
+_HOST_NAME = r"[\w./-]{1,255}"
+_HOST = rf"(?P<host>[0-9A-Fa-f]{{0,4}}:[0-9A-Fa-f]{{0,4}}:[0-9A-Fa-f:.]{{0,41}}|{_HOST_NAME})"
 _BSD_TS = (r"(?P<bsd>(?P<mon>[A-Z][a-z]{2}) {1,2}(?P<day>\d{1,2}) "
            r"(?P<hms>\d\d:\d\d:\d\d))(?P<frac>\.\d{1,9})?")
 _ISO_TS = (r"(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?P<ifrac>\.\d{1,9})?"
@@ -81,9 +86,20 @@ _RFC5424 = re.compile(
     rf"(?P<procid>\S{{1,128}}) (?P<msgid>\S{{1,32}}) (?P<sd>-|(?:{_SD_ELEMENT})+)"
     r"(?: (?P<msg>.*))?$", _FLAGS)
 _ISO_FULL = re.compile(rf"{_ISO_TS}$", re.ASCII)
+# A date with a space instead of the T: syslog (some templates write it so),
+# Dovecot's own log file, or Exim's main log, whose lines start with a message
+# id, [pid] or H=... So that a client's HELO can never pass for a host and tag
+# here, an Exim message id is no host name and a tag has no "=".
+_EXIM_ID = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}"
+_SPACE_DATED = re.compile(
+    rf"(?P<iso>\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d)(?P<ifrac>\.\d{{1,9}})?(?P<off>Z|[+-]\d\d:?\d\d)? +"
+    rf"(?:(?P<host>(?!{_EXIM_ID} )[0-9A-Fa-f]{{0,4}}:[0-9A-Fa-f]{{0,4}}:[0-9A-Fa-f:.]{{0,41}}"
+    rf"|(?!{_EXIM_ID} ){_HOST_NAME}) )?"
+    r"(?P<prog>[^\s\[\]:=]{1,64})(?:\[(?P<pid>\d{1,10})\])?: ?(?P<msg>.*)", _FLAGS)
 # Exim's own main log (a file, not syslog): "2026-11-21 10:00:27[.123] [+0100] [[pid]] msg".
-# Its lines carry no program tag; they are Exim's by their shape alone, which is
-# tried only when the line has no syslog host and tag.
+# Its lines carry no program tag; they are Exim's by their date alone, a space
+# where syslog's ISO dates have a T. Never tried as "host tag: msg": the HELO
+# a client sends comes early in Exim's lines and could forge a tag.
 _EXIM = re.compile(r"(?P<iso>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?P<ifrac>\.\d{1,6})?"
                    r"(?: (?P<off>[+-]\d{4}))?(?: \[(?P<pid>\d{1,10})\])? (?P<msg>.*)", _FLAGS)
 
@@ -150,6 +166,15 @@ class RecordParser:
             self._year = datetime.fromtimestamp(now, self.tz).year
         if len(self._cache) > 4096:
             self._cache.clear()
+        if text[10:11] == " ":
+            dated = _SPACE_DATED.fullmatch(text)
+            if dated is not None:
+                return _tagged(dated, self._timestamp(dated, now), None, None)
+            exim = _EXIM.fullmatch(text)
+            if exim is not None:
+                pid = exim.group("pid")
+                return Record(exim.group("msg"), "exim", None if pid is None else int(pid),
+                              None, self._timestamp(exim, now))
         m = _COMMON.fullmatch(text)
         if m is not None:
             pri = m.group("pri")
@@ -183,11 +208,6 @@ class RecordParser:
         tagged = _HOST_TAG.fullmatch(text, rest)
         if tagged is not None:
             return _tagged(tagged, timestamp, facility, severity)
-        exim = _EXIM.fullmatch(text) if facility is None else None
-        if exim is not None:
-            pid = exim.group("pid")
-            return Record(exim.group("msg"), "exim", None if pid is None else int(pid),
-                          None, self._timestamp(exim, now))
         host = _HOST_ONLY.fullmatch(text, rest)
         if host is None:
             return Record(text[rest:], timestamp=timestamp, facility=facility, severity=severity)

@@ -188,7 +188,10 @@ def test_control_socket_survives_garbage(tmp_path: Path, daemons: list[Daemon]) 
     for payload, error in payloads.items():
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(d.control)
-            s.sendall(payload)
+            try:
+                s.sendall(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the daemon stopped reading the oversized request: its answer is there
             answer = json.loads(s.makefile().readline())
             assert answer["ok"] is False and error in answer["error"]
     assert d.ctl("status").returncode == 0

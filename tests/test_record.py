@@ -118,6 +118,10 @@ def reject_reason(line: bytes, max_size: int = 8192) -> str:
     pytest.param(
         "2026-11-21 10:00:27 mx sshd[1]: x",
         Record("x", "sshd", 1, "mx", STAMP), id="iso-space-separator"),
+    pytest.param(  # Dovecot's own log file
+        "2026-11-21 10:00:27 auth-worker(default): Info: pam(u,192.0.2.1): unknown user",
+        Record("Info: pam(u,192.0.2.1): unknown user", "auth-worker(default)", None, None,
+               STAMP), id="dovecot-log-file"),
     pytest.param(  # RFC 3339 date behind a PRI, as some relays send it
         "<38>2026-11-21T10:00:27Z mx sshd[7]: x",
         Record("x", "sshd", 7, "mx", STAMP, 4, 6), id="pri-iso"),
@@ -546,9 +550,13 @@ def test_iso_headers_round_trip(when: datetime, zulu: bool, host: str, program: 
     ("2026-11-21 10:00:27.250 +0100 [4711] H=(x) [192.0.2.1] rejected RCPT <a@b>: relay",
      Record("H=(x) [192.0.2.1] rejected RCPT <a@b>: relay", "exim", 4711, None,
             STAMP - 3600 + 0.25)),
-    # A syslog line with a space-separated ISO date stays a syslog record.
-    ("2026-11-21 10:00:27 mx sshd[1]: Failed password",
-     Record("Failed password", "sshd", 1, "mx", STAMP)),
+    # The date with a space is Exim's own format: what follows is never a
+    # syslog host and tag, even when a client's HELO makes it look like one.
+    ("2026-11-21 10:00:27 H=(x sshd[1]: Failed password for 6.6.6.6) [192.0.2.1]",
+     Record("H=(x sshd[1]: Failed password for 6.6.6.6) [192.0.2.1]", "exim", None, None,
+            STAMP)),
+    ("2026-11-21 10:00:27 1VxPit-000MMd-U4 SA: Action: scanned",
+     Record("1VxPit-000MMd-U4 SA: Action: scanned", "exim", None, None, STAMP)),
 ])
 def test_exim_main_log_lines_are_exims(line: str, record: Record) -> None:
     assert RecordParser(tz=UTC).parse(line.encode(), NOW) == record
