@@ -25,6 +25,7 @@ from typing import Any
 from .blocker import LOOPBACK, Aggregation, BlockerConfig, Network, Policy
 from .correlation import DEFAULT_SIZE, DEFAULT_TTL
 from .durations import PERMANENT, parse_duration
+from .notify import NotifyConfig
 from .record import DEFAULT_MAX_SIZE, FACILITIES
 
 log = logging.getLogger("syslogban.config")
@@ -280,6 +281,10 @@ def load(path: str | None, flags: argparse.Namespace | None = None) -> Config:
         for item in getattr(flags, "notify_flags", []):
             _, key, value = _assignment(item, service=False)
             notify[key] = value
+    try:  # checked here, so that a bad [notify] is a configuration error like any other
+        NotifyConfig.from_mapping(notify)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: notify: {exc}") from None
     return Config(values, services, notify, path or "defaults")
 
 

@@ -42,6 +42,7 @@ from .correlation import Correlator
 from .durations import PERMANENT, format_duration, parse_duration
 from .framing import LineFramer
 from .matcher import Matcher
+from .notify import Notifier, NotifyConfig
 from .pipeline import Detection, Pipeline
 from .record import FACILITIES, RecordParser
 from .scanner import Scanner
@@ -110,7 +111,16 @@ class Daemon:
         self.wakeup = asyncio.Event()
         self.stopping = asyncio.Event()
         self.control: ControlServer | None = None
-        self.notifier: Any = None
+        self.notifier = self._notifier(config)
+        self.notifications: set[asyncio.Task[None]] = set()
+
+    @staticmethod
+    def _notifier(config: Config) -> Notifier | None:
+        """Mail and hook, when configured; a dry run sends and runs nothing."""
+        notify = NotifyConfig.from_mapping(config.notify)
+        if config.dry_run or not (notify.mail_to or notify.exec_argv):
+            return None
+        return Notifier(notify, time.time())
 
     @staticmethod
     def _networks(allow: Sequence[str]) -> list[Any]:
@@ -144,6 +154,9 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._flush()
+        if self.notifier is not None:
+            await asyncio.gather(*self.notifications, return_exceptions=True)
+            await self.notifier.close()
         if self.control is not None:
             await self.control.close()
         self.backend.stop(flush=config.flush_on_exit)
@@ -218,8 +231,10 @@ class Daemon:
             log.warning("blocked %s for %s (%s, score %d: %s; block #%d)", block.target,
                         format_duration(block.until - block.since), block.reason,
                         block.score, ", ".join(block.signatures), block.nth)
-            if self.notifier is not None:
-                await self.notifier.on_block(block, evidence, time.time())
+            if self.notifier is not None:  # a slow mail server must not hold the loop
+                task = asyncio.create_task(self.notifier.on_block(block, evidence, time.time()))
+                self.notifications.add(task)
+                task.add_done_callback(self.notifications.discard)
         for block in unblocks:
             log.info("unblocked %s", block.target)
 
@@ -259,6 +274,8 @@ class Daemon:
         while True:
             await asyncio.sleep(min(PRUNE_EVERY, self.engine.config.metrics_interval))
             self.blocker.prune(time.time())
+            if self.notifier is not None:
+                await self.notifier.tick(time.time())
             if self.engine.config.metrics_file:
                 self._write_metrics()
 

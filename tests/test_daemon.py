@@ -222,3 +222,24 @@ def test_metrics_textfile(tmp_path: Path, daemons: list[Daemon]) -> None:
     text = metrics.read_text()
     assert "# TYPE syslogban_records_read_total counter" in text
     assert 'syslogban_attacks_total{signature="postfix.sasl-auth-failed"} 3' in text
+
+
+def test_block_runs_the_exec_hook_with_the_address_as_its_own_argument(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    record = tmp_path / "hook.out"
+    hook = tmp_path / "on-block"
+    hook.write_text(f"#!{sys.executable}\nimport sys, os\n"
+                    f"open({str(record)!r}, 'a').write(repr(sys.argv[1:]) + "
+                    f"os.environ['SYSLOGBAN_REASON'] + '\\n')\n")
+    hook.chmod(0o755)
+    d = start(daemons, tmp_path, "--notify", f"exec_argv={hook},--")
+    d.send(attack_lines("192.0.2.1"))
+    d.wait_for(record.exists, "the hook")
+    assert record.read_text() == "['--', '192.0.2.1']score\n"
+
+
+def test_a_bad_notify_table_is_a_configuration_error(tmp_path: Path) -> None:
+    result = subprocess.run([*SYSLOGBAN, "run", "--notify", "exec_argv=relative/path",
+                             "--state", str(tmp_path / "s.db")],
+                            capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert result.returncode == 2 and "notify: exec_argv" in result.stderr
