@@ -96,3 +96,16 @@ def test_duration_errors_and_formatting() -> None:
             parse_duration(bad)  # type: ignore[arg-type]
     assert [format_duration(s) for s in (7200, 90, 0.4, PERMANENT, 86400 * 7)] == [
         "2h", "90s", "0s", "permanent", "1w"]
+
+
+def test_the_example_file_documents_every_key_with_its_default() -> None:
+    import dataclasses
+    import tomllib
+
+    from syslogban.notify import NotifyConfig
+    path = Path(__file__).resolve().parent.parent / "contrib" / "syslogban.toml"
+    data = tomllib.loads(path.read_text())
+    assert {o.key for o in OPTIONS} <= set(data)
+    assert {f.name for f in dataclasses.fields(NotifyConfig)} == set(data["notify"])
+    example, defaults = load(str(path)), load(None)
+    assert example.values == defaults.values
