@@ -47,7 +47,7 @@ def _check(signature: Signature, example: Example, matcher: Matcher,
         return record_or_problem
     record = record_or_problem
     attack = matcher.match(record, EXAMPLE_CLOCK)
-    found = _found(signature, attack, matcher)
+    found = _found(signature, attack, record)
     if example.address is None:
         if found is not None:
             return f"must not match, but matched with address {found}"
@@ -65,10 +65,12 @@ def _check(signature: Signature, example: Example, matcher: Matcher,
     return None
 
 
-def _found(signature: Signature, attack: Attack | None, matcher: Matcher) -> str | None:
-    """The address this signature took from the line: attacked, or bound."""
+def _found(signature: Signature, attack: Attack | None, record: Record) -> str | None:
+    """The address this signature took from the line: attacked, or bound by it alone."""
     if signature.binds:
-        bound = matcher.correlator.addresses()
+        alone = Matcher([replace(signature, enabled=True)])
+        alone.match(record, EXAMPLE_CLOCK)
+        bound = alone.correlator.addresses()
         return bound[-1] if bound else None
     if attack is not None and attack.signature == signature.id:
         return attack.address

@@ -19,6 +19,7 @@ anchored pattern run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import NamedTuple
@@ -81,21 +82,33 @@ class Matcher:
             if m is None:
                 continue
             if signature.resolves:
-                address = self.correlator.resolve(
-                    (signature.service, record.hostname, m.group("id")), now)
+                session = _session(signature, m, record)
+                address = None if session is None else self.correlator.resolve(
+                    (signature.service, record.hostname, session), now)
                 if address is None:
-                    continue  # counted by the correlator, never guessed
+                    if session is None:
+                        self.correlator.counters.unresolved += 1
+                    continue  # counted, never guessed
             else:
                 address = normalize_address(m.group("addr"))
                 if address is None:
                     self.invalid_addresses += 1
                     continue
                 if signature.binds:
-                    self.correlator.bind(
-                        (signature.service, record.hostname, m.group("id")), address, now)
+                    session = _session(signature, m, record)
+                    if session is not None:
+                        self.correlator.bind((signature.service, record.hostname, session),
+                                             address, now)
                     continue
             return Attack(address, signature.id, signature.service, signature.danger)
         return None
+
+
+def _session(signature: Signature, m: re.Match[str], record: Record) -> str | None:
+    """The session id: <ID> of the text, or the process id ("pid:" never meets an <ID>)."""
+    if not signature.by_pid:
+        return m.group("id")
+    return None if record.pid is None else f"pid:{record.pid}"
 
 
 def _applies(signature: Signature, program: str | None) -> bool:

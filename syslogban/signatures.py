@@ -43,7 +43,8 @@ PLACEHOLDERS: dict[str, str] = {
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*(?:\.[a-z0-9][a-z0-9-]*)+")
 _FILE_KEYS = {"service", "programs", "signature"}
 _SIGNATURE_KEYS = {"id", "description", "programs", "pattern", "danger", "enabled",
-                   "binds", "examples", "injections", "counterexamples"}
+                   "binds", "session", "examples", "injections", "counterexamples"}
+SESSION_KINDS = ("id", "pid")  # the session is <ID> in the pattern, or the record's PID
 _EXAMPLE_KEYS = {"line", "address", "context"}
 
 
@@ -74,8 +75,9 @@ class Signature:
     prefilter: str             # for the scanner: see _prefilter
     danger: int = DEFAULT_DANGER
     enabled: bool = True
-    binds: bool = False        # records <ID> -> <ADDR> for later records; no attack
-    resolves: bool = False     # an attack whose address is the one bound to its <ID>
+    binds: bool = False        # records session -> <ADDR> for later records; no attack
+    resolves: bool = False     # an attack whose address is the one bound to its session
+    by_pid: bool = False       # the session is the record's PID, not an <ID> in the text
     examples: tuple[Example, ...] = ()
     source: str = "<command line>"
 
@@ -182,32 +184,42 @@ def _parse_signature(table: Any, service: str, default_programs: Any,
     binds = table.get("binds", False)
     if not isinstance(binds, bool):
         raise RuleError("'binds' must be true or false")
+    session = table.get("session", "id")
+    if session not in SESSION_KINDS:
+        raise RuleError("'session' must be \"id\" (an <ID> in the pattern) or \"pid\" "
+                        "(the process id of the record)")
     examples = (_examples(table, "examples", required_address=True)
                 + _examples(table, "injections", required_address=False)
                 + _counterexamples(table))
     return make_signature(sig_id, service, description, tuple(programs), pattern,
-                          danger=danger, enabled=enabled, binds=binds, examples=examples,
-                          source=source)
+                          danger=danger, enabled=enabled, binds=binds,
+                          by_pid=session == "pid", examples=examples, source=source)
 
 
 def make_signature(sig_id: str, service: str, description: str,
                    programs: tuple[str, ...], pattern: str, *,
                    danger: int = DEFAULT_DANGER, enabled: bool = True, binds: bool = False,
-                   examples: tuple[Example, ...] = (),
+                   by_pid: bool = False, examples: tuple[Example, ...] = (),
                    source: str = "<command line>") -> Signature:
-    regex, literal, caseless, prefilter = compile_pattern(pattern, binds)
-    resolves = not binds and "<ID>" in pattern
+    regex, literal, caseless, prefilter = compile_pattern(pattern, binds, by_pid)
+    resolves = not binds and (by_pid or "<ID>" in pattern)
     return Signature(sig_id, service, description, programs, pattern, regex, literal,
-                     caseless, prefilter, danger, enabled, binds, resolves, examples, source)
+                     caseless, prefilter, danger, enabled, binds, resolves, by_pid,
+                     examples, source)
 
 
-def compile_pattern(pattern: str, binds: bool = False) -> tuple[re.Pattern[str], str, bool, str]:
+def compile_pattern(pattern: str, binds: bool = False,
+                    by_pid: bool = False) -> tuple[re.Pattern[str], str, bool, str]:
     """The compiled pattern, its literal, whether that is caseless, its prefilter."""
     addrs, ids = pattern.count("<ADDR>"), pattern.count("<ID>")
-    if binds and (addrs, ids) != (1, 1):
+    if by_pid:
+        if ids or addrs != (1 if binds else 0):
+            raise RuleError("with 'session = \"pid\"' the pattern has no <ID>, and <ADDR> "
+                            "only when it binds")
+    elif binds and (addrs, ids) != (1, 1):
         raise RuleError("a binding pattern ('binds = true') must contain <ID> and <ADDR> "
                         "exactly once each")
-    if not binds and (addrs, ids) not in ((1, 0), (0, 1)):
+    elif not binds and (addrs, ids) not in ((1, 0), (0, 1)):
         raise RuleError("the pattern must contain <ADDR> exactly once, or instead <ID> "
                         "once for the address that a binding signature recorded")
     for name in ("<PORT>", "<USER>"):

@@ -207,3 +207,40 @@ def test_parallel_ranges_resolve_what_one_process_resolves(
         assert serial.correlation.resolved == 400 and serial.correlation.unresolved == 0
     else:
         assert serial.correlation.evicted > 0 and serial.correlation.unresolved > 0
+
+
+# ------------------------------------------------------- sessions by process id
+
+CONNECTION = make_signature("sshd.connection", "sshd", "binds", ("sshd",),
+                            r"Connection from <ADDR> port \d+", binds=True, by_pid=True)
+TOO_MANY = make_signature("sshd.too-many", "sshd", "resolves", ("sshd",),
+                          r"Disconnecting: Too many authentication failures", by_pid=True)
+
+
+def test_sessions_by_process_id() -> None:
+    m = Matcher([CONNECTION, TOO_MANY])
+    m.match(Record("Connection from 192.0.2.5 port 4444", "sshd", 26713, "mx"), NOW)
+    m.match(Record("Connection from 198.51.100.6 port 5555", "sshd", 26714, "mx"), NOW)
+    attack = m.match(Record("Disconnecting: Too many authentication failures [preauth]",
+                            "sshd", 26713, "mx"), NOW)
+    assert attack is not None and attack.address == "192.0.2.5"
+    # no pid, no session: never one shared by every record without a pid
+    m.match(Record("Connection from 203.0.113.7 port 1", "sshd", None, "mx"), NOW)
+    assert m.match(Record("Disconnecting: Too many authentication failures", "sshd", None,
+                          "mx"), NOW) is None
+    assert m.correlator.counters.unresolved == 1 and len(m.correlator) == 2
+
+
+def test_pid_sessions_never_meet_id_sessions() -> None:
+    by_id = make_signature("sshd.by-id", "sshd", "resolves", ("sshd",),
+                           r"session <ID> failed")
+    m = Matcher([CONNECTION, by_id])
+    m.match(Record("Connection from 192.0.2.5 port 4444", "sshd", 1234, "mx"), NOW)
+    assert m.match(Record("session 1234 failed", "sshd", 9, "mx"), NOW) is None
+
+
+@pytest.mark.parametrize(("pattern", "binds"), [("x <ADDR> <ID>", True), ("xxxx <ADDR>", False),
+                                                ("xxxx <ID>", False)])
+def test_pid_session_placeholders(pattern: str, binds: bool) -> None:
+    with pytest.raises(RuleError, match="session"):
+        make_signature("x.y", "x", "d", ("x",), pattern, binds=binds, by_pid=True)
