@@ -13,7 +13,8 @@ Rules of this file:
 Theory of operation: the byte-level checks come first (size, NUL, control
 characters, UTF-8, blank), then the header. `<PRI>1 ` announces RFC 5424;
 anything else is tried as `[<PRI>]TIMESTAMP [HOST] TAG[PID]: MSG` with an
-RFC 3164 or ISO 8601 timestamp. A line that starts with a date and a time
+RFC 3164 or ISO 8601 timestamp, or a TAI64N label (multilog). A line that
+starts with a date and a time
 separated by a space (no PRI) and has no host and tag of the strict form is a
 line of Exim's own main log. What has no recognisable header is a bare
 message: it is kept, with no program, and only tag-free signatures see it.
@@ -91,6 +92,9 @@ _ISO_FULL = re.compile(rf"{_ISO_TS}$", re.ASCII)
 # id, [pid] or H=... So that a client's HELO can never pass for a host and tag
 # here, an Exim message id is no host name and a tag has no "=".
 _EXIM_ID = r"[0-9A-Za-z]{6}-[0-9A-Za-z]{6,11}-[0-9A-Za-z]{2,4}"
+# daemontools/runit multilog: "@" and a TAI64N label, then "tag: msg".
+_TAI64N = re.compile(rf"@(?P<tai>[0-9a-f]{{16}})(?P<nano>[0-9a-f]{{8}}) {_TAG}", _FLAGS)
+_TAI64_EPOCH = (1 << 62) + 10  # TAI64 label of 1970-01-01 00:00:00 UTC (10 s TAI-UTC)
 _SPACE_DATED = re.compile(
     rf"(?P<iso>\d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d)(?P<ifrac>\.\d{{1,9}})?(?P<off>Z|[+-]\d\d:?\d\d)? +"
     rf"(?:(?P<host>(?!{_EXIM_ID} )[0-9A-Fa-f]{{0,4}}:[0-9A-Fa-f]{{0,4}}:[0-9A-Fa-f:.]{{0,41}}"
@@ -166,6 +170,11 @@ class RecordParser:
             self._year = datetime.fromtimestamp(now, self.tz).year
         if len(self._cache) > 4096:
             self._cache.clear()
+        if text[0] == "@":
+            tai = _TAI64N.fullmatch(text)
+            if tai is not None:
+                stamp = int(tai.group("tai"), 16) - _TAI64_EPOCH + int(tai.group("nano"), 16) / 1e9
+                return _tagged(tai, stamp, None, None)
         if text[10:11] == " ":
             dated = _SPACE_DATED.fullmatch(text)
             if dated is not None:

@@ -118,6 +118,10 @@ def reject_reason(line: bytes, max_size: int = 8192) -> str:
     pytest.param(
         "2026-11-21 10:00:27 mx sshd[1]: x",
         Record("x", "sshd", 1, "mx", STAMP), id="iso-space-separator"),
+    pytest.param(  # daemontools/runit multilog
+        "@400000006a1f4d3b00000000 imap-login: Info: Aborted login",
+        Record("Info: Aborted login", "imap-login", None, None, 0x6A1F4D3B - 10.0),
+        id="tai64n"),
     pytest.param(  # Dovecot's own log file
         "2026-11-21 10:00:27 auth-worker(default): Info: pam(u,192.0.2.1): unknown user",
         Record("Info: pam(u,192.0.2.1): unknown user", "auth-worker(default)", None, None,
