@@ -87,16 +87,14 @@ class Checker:
     """The compiled rules, ready to check any number of streams or ranges."""
 
     def __init__(self, signatures: Sequence[Signature], max_size: int,
-                 scanner_engine: str = "auto", sessions: int = DEFAULT_SESSIONS) -> None:
+                 scanner_engine: str = "auto", sessions: int = DEFAULT_SESSIONS,
+                 replay: bool = False) -> None:
         self.signatures = signatures
         self.max_size = max_size
         self.matcher = Matcher(signatures, Correlator(sessions))
-        self.parser = RecordParser(max_size)
+        self.parser = RecordParser(max_size, timestamps=replay)
         self.scanner = Scanner(self.matcher.prefilters(), max_size, scanner_engine)
-        binding = [s for s in signatures if s.binds]
-        self.binder = Matcher(binding) if binding else None
-        self.binder_scanner = (Scanner(self.binder.prefilters(), max_size, scanner_engine)
-                               if self.binder else None)
+        self.scanner_engine = scanner_engine
 
     def run(self, blocks: Iterator[bytes], jsonl: TextIO | None, *, replay: bool = False,
             now: float | None = None, lines_before: int = 0) -> CheckResult:
@@ -136,8 +134,14 @@ class Checker:
     def run_file(self, path: str, jsonl: TextIO | None, *, processes: int,
                  now: float | None = None) -> CheckResult:
         """Checks a regular file, its byte ranges in parallel processes."""
+        binding = [s for s in self.signatures if s.binds]
+        binder = None
+        if binding:  # compiled once, before the children fork
+            matcher = Matcher(binding)
+            binder = Pipeline(self.parser, matcher, Scanner(matcher.prefilters(), self.max_size,
+                                                            self.scanner_engine))
         bounds = _line_bounds(path, processes)
-        children = [self._fork(path, start, end, now)
+        children = [self._fork(path, start, end, now, binder)
                     for start, end in zip(bounds[1:-1], bounds[2:])]
         with open(path, "rb") as stream:
             result = self.run(_blocks(stream, bounds[1]), jsonl, now=now)
@@ -155,8 +159,8 @@ class Checker:
             output.close()
         return result
 
-    def _fork(self, path: str, start: int, end: int,
-              now: float | None) -> tuple[int, int, TextIO]:
+    def _fork(self, path: str, start: int, end: int, now: float | None,
+              binder: Pipeline | None) -> tuple[int, int, TextIO]:
         """A child process that checks [start, end) of `path` (lines numbered from the file's start)."""
         output = tempfile.TemporaryFile("w+", encoding="ascii")
         read_end, write_end = os.pipe()
@@ -169,9 +173,14 @@ class Checker:
             os.close(read_end)
             with open(path, "rb") as stream:
                 clock = time.time() if now is None else now
-                self.matcher.correlator = self._bindings_before(stream, start, clock)
-                stream.seek(0)
-                lines_before = sum(newlines(block) for block in _blocks(stream, start))
+                counted_from, lines_before = start, 0
+                if binder is not None:
+                    state, counted_from, lines_before = self._bindings_before(
+                        binder, stream, start, clock)
+                    self.matcher.correlator = state
+                stream.seek(0)  # the lines the warm-up did not read yet
+                lines_before += sum(newlines(block) for block in _blocks(stream, counted_from))
+                stream.seek(start)
                 result = self.run(_blocks(stream, end - start), output, now=clock,
                                   lines_before=lines_before)
             output.flush()
@@ -184,18 +193,18 @@ class Checker:
             os._exit(status)  # never the parent's atexit handlers or stdio buffers
 
 
-    def _bindings_before(self, stream: BinaryIO, end: int, now: float) -> Correlator:
+    def _bindings_before(self, binder: Pipeline, stream: BinaryIO, end: int,
+                         now: float) -> tuple[Correlator, int, int]:
         """The session bindings one process would hold on reaching offset `end`.
 
         Read backwards, block by block, with only the binding signatures, until
         the bindings fill the correlator (older ones would have been evicted)
-        or the file starts.
+        or the file starts. Also returns where the reading stopped and the
+        lines it read, so that they are not counted twice.
         """
         template = self.matcher.correlator
         state = Correlator(template.size, template.ttl)
-        if self.binder is None or self.binder_scanner is None:
-            return state
-        binder = Pipeline(self.parser, self.binder, self.binder_scanner)
+        lines = 0
         while end > 0 and len(state) < state.size:
             start = end
             while True:  # back to a line start, however long the line
@@ -205,11 +214,12 @@ class Checker:
                 cut = 0 if start == 0 else block.find(b"\n") + 1
                 if start == 0 or cut:
                     break
-            self.binder.correlator = Correlator(state.size, state.ttl)
+            binder.matcher.correlator = Correlator(state.size, state.ttl)
             binder.feed(block[cut:], now)
-            state.absorb(self.binder.correlator)
+            lines += newlines(block[cut:])
+            state.absorb(binder.matcher.correlator)
             end = start + cut
-        return state
+        return state, end, lines
 
 
 def _blocks(stream: BinaryIO, limit: int | None = None) -> Iterator[bytes]:
@@ -240,7 +250,7 @@ def check(stream: BinaryIO, signatures: Sequence[Signature], *, jsonl: TextIO | 
           replay: bool, max_size: int, scanner_engine: str = "auto",
           sessions: int = DEFAULT_SESSIONS, now: float | None = None) -> CheckResult:
     """Checks one stream in this process."""
-    checker = Checker(signatures, max_size, scanner_engine, sessions)
+    checker = Checker(signatures, max_size, scanner_engine, sessions, replay)
     return checker.run(_blocks(stream), jsonl, replay=replay, now=now)
 
 

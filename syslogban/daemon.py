@@ -83,7 +83,7 @@ class Engine:
         matcher = Matcher(signatures, Correlator(config.sessions, config.session_ttl))
         if previous is not None:  # sessions in flight survive a reload
             matcher.correlator = previous.pipeline.matcher.correlator
-        parser = RecordParser(config.max_record_size)
+        parser = RecordParser(config.max_record_size, timestamps=False)  # its own clock decides
         scanner = Scanner(matcher.prefilters(), config.max_record_size)
         facilities = frozenset(FACILITIES.index(f) for f in config.facilities)
         pipeline = Pipeline(parser, matcher, scanner, facilities=facilities,

@@ -42,36 +42,50 @@ class Attack(NamedTuple):
 
 
 class Matcher:
-    __slots__ = ("signatures", "correlator", "invalid_addresses", "_dispatch")
+    __slots__ = ("signatures", "correlator", "invalid_addresses", "_dispatch", "_bits")
 
     def __init__(self, signatures: Iterable[Signature],
                  correlator: Correlator | None = None) -> None:
         self.signatures = tuple(signatures)
         self.correlator = correlator if correlator is not None else Correlator()
         self.invalid_addresses = 0
-        self._dispatch: dict[str | None, tuple[Signature, ...]] = {}
+        self._dispatch: dict[str | None, tuple[tuple[Signature, int], ...]] = {}
+        # A signature's bit: 1 << the index of its prefilter in prefilters(),
+        # as the scanner reports which prefilters a line holds.
+        index = {p: i for i, p in enumerate(self.prefilters())}
+        self._bits = {s.id: 1 << index[(s.prefilter, s.caseless)] for s in self.signatures}
 
     def prefilters(self) -> list[tuple[str, bool]]:
         """(expression, caseless) for every signature: what the scanner looks for."""
         return sorted({(s.prefilter, s.caseless) for s in self.signatures})
 
     def candidates(self, program: str | None) -> tuple[Signature, ...]:
+        return tuple(s for s, _ in self._candidates(program))
+
+    def _candidates(self, program: str | None) -> tuple[tuple[Signature, int], ...]:
         found = self._dispatch.get(program)
         if found is None:
             # Binding signatures first: every record they match binds, whatever
             # attack it also is, so bindings depend on binding signatures alone.
-            found = tuple(sorted((s for s in self.signatures if _applies(s, program)),
-                                 key=lambda s: not s.binds))
+            found = tuple((s, self._bits[s.id]) for s in sorted(
+                (s for s in self.signatures if _applies(s, program)), key=lambda s: not s.binds))
             if len(self._dispatch) < _DISPATCH_CACHE_LIMIT:
                 self._dispatch[program] = found
         return found
 
-    def match(self, record: Record, now: float) -> Attack | None:
-        """The attack in `record`; `now` ages the session bindings."""
+    def match(self, record: Record, now: float, mask: int = -1) -> Attack | None:
+        """The attack in `record`; `now` ages the session bindings.
+
+        `mask`: the prefilters the scanner found in the line (bits, see
+        prefilters()); -1, all of them, when nobody looked.
+        """
         message = record.message
         lowered = None
-        for signature in self.candidates(record.program):
-            if signature.caseless:
+        for signature, bit in self._candidates(record.program):
+            if mask != -1:
+                if not mask & bit:
+                    continue
+            elif signature.caseless:
                 if lowered is None:
                     lowered = message.lower()
                 if signature.literal not in lowered:

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from .matcher import Attack, Matcher
 from .record import Malformed, Record, RecordParser
-from .scanner import Scanner
+from .scanner import ALL, Scanner
 
 
 @dataclass(slots=True)
@@ -70,14 +70,14 @@ class Pipeline:
             lines = chunk.split(b"\n")[:-1]
             for line in lines:
                 counters.lines += 1
-                self._one(line, self.lines_before + counters.lines, now, found)
+                self._one(line, self.lines_before + counters.lines, now, found, ALL)
             return found
         # Line numbers are counted only up to each candidate: one pass in all.
         pos = 0
-        for start, end in spans:
+        for start, end, mask in spans:
             counters.lines += newlines(chunk[pos:start]) + 1
             pos = end + 1
-            self._one(chunk[start:end], self.lines_before + counters.lines, now, found)
+            self._one(chunk[start:end], self.lines_before + counters.lines, now, found, mask)
         counters.lines += newlines(chunk[pos:])
         return found
 
@@ -85,10 +85,11 @@ class Pipeline:
         """One record that arrived whole (a datagram, an octet-counted frame)."""
         self.counters.lines += 1
         found: list[Detection] = []
-        self._one(data, self.lines_before + self.counters.lines, now, found)
+        self._one(data, self.lines_before + self.counters.lines, now, found, ALL)
         return found[0] if found else None
 
-    def _one(self, line: bytes, lineno: int, now: float, found: list[Detection]) -> None:
+    def _one(self, line: bytes, lineno: int, now: float, found: list[Detection],
+             mask: int) -> None:
         try:
             record = self.parser.parse(line, now)
         except Malformed as exc:
@@ -99,7 +100,7 @@ class Pipeline:
                 or record.program in self.ignored_programs):
             self.counters.filtered += 1
             return
-        attack = self.matcher.match(record, now)
+        attack = self.matcher.match(record, now, mask)
         if attack is not None:
             self.counters.attacks[attack.signature] += 1
             found.append(Detection(lineno, attack, record))

@@ -373,8 +373,13 @@ def select(signatures: Sequence[Signature], enable: Iterable[str] = (),
     def named(signature: Signature, names: list[str]) -> bool:
         return any(n in ("all", signature.id, signature.service) for n in names)
 
-    return [s for s in signatures
-            if (s.enabled or named(s, enable)) and not named(s, disable)]
+    chosen = [s for s in signatures
+              if (s.enabled or named(s, enable)) and not named(s, disable)]
+    # A binding serves only the resolving signatures of its service and kind of
+    # session; without one in use it would only cost time (every Sendmail
+    # envelope record is a binding).
+    served = {(s.service, s.by_pid) for s in chosen if s.resolves}
+    return [s for s in chosen if not s.binds or (s.service, s.by_pid) in served]
 
 
 def _names(keys: Iterable[str]) -> str:

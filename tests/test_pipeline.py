@@ -222,7 +222,7 @@ def test_engines_agree_on_a_corpus_with_oddities(way: int) -> None:
 @requires_hyperscan
 def test_hyperscan_engine_really_skips_lines_of_the_corpus() -> None:
     chunk = chunk_of(*ODDITIES)
-    spans = signature_scanner("hyperscan", 8192).lines(chunk)
+    spans = signature_scanner("hyperscan", 8192).lines(chunk)  # (start, end, mask)
     assert spans is not None and 0 < len(spans) < len(ODDITIES)
 
 

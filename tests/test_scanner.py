@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import stat
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -14,7 +16,7 @@ from conftest import (
 from syslogban import scanner as scanner_module
 from syslogban.matcher import Matcher
 from syslogban.record import RecordParser
-from syslogban.scanner import Scanner
+from syslogban.scanner import ALL, Scanner
 
 # (Hyperscan expression, caseless): plain texts, and one with a gap as the
 # prefilters of signatures have them.
@@ -27,10 +29,16 @@ ODD_BYTES = CONTROL_BYTES + bytes(range(0x80, 0x100))
 LONG = 1024  # the scanner's long-line threshold with the default size limit
 
 
+def spans_of(scanner: Scanner, chunk: bytes) -> list[tuple[int, int]] | None:
+    """The (start, end) of the scanner's candidate lines, without their masks."""
+    found = scanner.lines(chunk)
+    return None if found is None else [(start, end) for start, end, _ in found]
+
+
 def scan(lines: list[bytes], prefilters=PREFILTERS, max_size: int = 8192) -> list[bytes]:
     """The lines the hyperscan engine picks out of a chunk made of `lines`."""
     chunk = b"".join(line + b"\n" for line in lines)
-    spans = Scanner(prefilters, max_size, "hyperscan").lines(chunk)
+    spans = spans_of(Scanner(prefilters, max_size, "hyperscan"), chunk)
     assert spans is not None
     assert all(chunk[end:end + 1] == b"\n" for _, end in spans)
     return [chunk[start:end] for start, end in spans]
@@ -52,7 +60,7 @@ def test_plain_engine_sends_every_line_to_the_parser() -> None:
     scanner = Scanner(PREFILTERS, 8192, "plain")
     assert scanner.engine == "plain"
     for chunk in (b"", b"x\n", b"Invalid user a from 1.2.3.4\n\x01\n\xff\n"):
-        assert scanner.lines(chunk) is None
+        assert spans_of(scanner, chunk) is None
 
 
 def test_auto_engine_prefers_hyperscan() -> None:
@@ -82,7 +90,7 @@ def test_spans_are_exactly_the_matching_lines() -> None:
              b"benign\n"
              b"Invalid user at the start\n"
              b"ends with Invalid user \n")
-    spans = Scanner(PREFILTERS, 8192, "hyperscan").lines(chunk)
+    spans = spans_of(Scanner(PREFILTERS, 8192, "hyperscan"), chunk)
     assert spans == [line_spans(chunk)[i] for i in (1, 3, 4)]
 
 
@@ -160,9 +168,9 @@ def test_non_utf8_and_non_ascii_lines_go_to_the_parser() -> None:
 @requires_hyperscan
 def test_state_does_not_leak_between_chunks() -> None:
     scanner = Scanner(PREFILTERS, 8192, "hyperscan")
-    assert scanner.lines(b"Invalid user \n" + b"x" * 2000 + b"\n") == [(0, 13), (14, 2014)]
-    assert scanner.lines(b"benign\nbenign\n") == []
-    assert scanner.lines(b"") == []
+    assert spans_of(scanner, b"Invalid user \n" + b"x" * 2000 + b"\n") == [(0, 13), (14, 2014)]
+    assert spans_of(scanner, b"benign\nbenign\n") == []
+    assert spans_of(scanner, b"") == []
 
 
 @requires_hyperscan
@@ -197,7 +205,7 @@ def test_lines_passed_over_parse_and_match_no_prefilter(lines: list[bytes],
     matcher = Matcher(SIGNATURES)
     prefilters = matcher.prefilters()
     chunk = b"".join(line + b"\n" for line in lines)
-    spans = signature_scanner("hyperscan", max_size).lines(chunk)
+    spans = spans_of(signature_scanner("hyperscan", max_size), chunk)
     assert spans is not None
     assert spans == sorted(set(spans))
     picked = set(spans)
@@ -208,3 +216,29 @@ def test_lines_passed_over_parse_and_match_no_prefilter(lines: list[bytes],
         if span not in picked:
             record = parser.parse(line, NOW)  # must not raise
             assert matcher.match(record, NOW) is None
+
+
+@requires_hyperscan
+def test_compiled_database_is_cached_and_gives_the_same_lines(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYSLOGBAN_CACHE_DIR", str(tmp_path))
+    prefilters = [("authentication failed", False), ("rip=", True)]
+    chunk = b"a\nx authentication failed\nRIP=1\n\x01\n" + b"y" * 2000 + b"\n"
+    first = Scanner(prefilters, 8192, "hyperscan")
+    [cached] = list(tmp_path.glob("scanner-*.hsdb"))
+    assert stat.S_IMODE(cached.stat().st_mode) == 0o600
+    second = Scanner(prefilters, 8192, "hyperscan")  # loaded, not compiled
+    assert first.lines(chunk) == second.lines(chunk) == [
+        (2, 25, 1 << 0), (26, 31, 1 << 1), (32, 33, ALL), (34, 2034, ALL)]
+    cached.write_bytes(b"not a database")  # a broken cache is compiled again
+    assert Scanner(prefilters, 8192, "hyperscan").lines(chunk) == first.lines(chunk)
+    monkeypatch.setenv("SYSLOGBAN_CACHE_DIR", "")
+    assert Scanner(prefilters, 8192, "hyperscan").lines(chunk) == first.lines(chunk)
+
+
+@requires_hyperscan
+def test_masks_name_the_prefilters_found_in_each_line() -> None:
+    prefilters = [("aaaa", False), ("bbbb", False), ("cccc", True)]
+    scanner = Scanner(prefilters, 8192, "hyperscan")
+    chunk = b"aaaa bbbb\nCCCC\nbbbb \xc3\xa9\nnone\n"
+    assert scanner.lines(chunk) == [(0, 9, 0b011), (10, 14, 0b100), (15, 22, ALL)]

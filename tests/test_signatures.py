@@ -146,6 +146,15 @@ def test_select_defaults_enable_disable() -> None:
         select(sigs, enable=["c"])
 
 
+def test_bindings_are_selected_only_with_a_resolving_signature() -> None:
+    binds = make_signature("s.bind", "s", "d", ("s",), "conn <ID> from <ADDR>", binds=True)
+    resolves = make_signature("s.fail", "s", "d", ("s",), "fail <ID> now", enabled=False)
+    other = make_signature("t.fail", "t", "d", ("t",), "fail <ID> now")
+    assert [s.id for s in select([binds, resolves, other])] == ["t.fail"]
+    assert [s.id for s in select([binds, resolves, other], enable=["s.fail"])] == [
+        "s.bind", "s.fail", "t.fail"]
+
+
 def test_failing_examples_are_reported(tmp_path: Path) -> None:
     text = GOOD.replace('address = "192.0.2.1" }]\ninj', 'address = "192.0.2.2" }]\ninj', 1)
     text = text.replace('"Nov 21 10:00:00 h demo[1]: login ok from 192.0.2.1"',
