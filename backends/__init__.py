@@ -14,6 +14,7 @@ from .base import Backend, BackendError, Change
 
 DRIVERS: dict[str, str] = {
     "null": "syslogban.backends.null:NullBackend",
+    "nftables": "syslogban.backends.nftables:NftablesBackend",
 }
 
 __all__ = ["DRIVERS", "Backend", "BackendError", "Change", "create"]
