@@ -28,4 +28,8 @@ def create(name: str, **options: Any) -> Backend:
         raise BackendError(f"unknown firewall backend {name!r} "
                            f"(one of: {', '.join(sorted(DRIVERS))})") from None
     driver: type[Backend] = getattr(import_module(module_name), class_name)
-    return driver(**options)
+    try:
+        return driver(**options)
+    except TypeError as exc:  # an option the driver does not know
+        raise BackendError(f"{name}: {str(exc).split('(', 1)[-1].rstrip(')')} "
+                           f"(see the driver's options in contrib/)") from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import platform
 import socket
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
@@ -167,7 +168,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("adaptive_ipv6", _int(16, 127), 64, "prefix length of adaptive blocks (IPv6)",
            metavar="M"),
     # firewall and state
-    Option("backend", _text, "null", "firewall backend", metavar="NAME"),
+    Option("backend", _text, "nftables" if platform.system() == "Linux" else "pf",
+           "firewall backend: nftables, ipset, pf, ipfw, or null (logs only)", metavar="NAME"),
+    Option("firewall_check", _duration, 60.0,
+           "how often to compare the firewall with the state (and repair it)",
+           metavar="DURATION"),
     Option("dry_run", _bool, False, "decide and log, but change no firewall and keep no state",
            flag="--dry-run", metavar="BOOL"),
     Option("flush_on_exit", _bool, False, "remove all blocks when stopping", metavar="BOOL"),
@@ -190,7 +195,7 @@ OPTIONS: tuple[Option, ...] = (
 _BY_KEY = {o.key: o for o in OPTIONS}
 SERVICE_KEYS = ("threshold", "attempts", "window", "block_time", "multiplier",
                 "max_block_time")
-TABLES = ("services", "notify")
+TABLES = ("services", "notify", "backend_options")
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +203,7 @@ class Config:
     values: Mapping[str, Any]
     services: Mapping[str, Mapping[str, Any]]
     notify: Mapping[str, Any]
+    backend_options: Mapping[str, Any]  # keyword arguments of the backend's driver
     source: str  # the file, or "defaults"
 
     def __getattr__(self, key: str) -> Any:
@@ -227,7 +233,7 @@ class Config:
         """Everything in effect, for `syslogban status`."""
         shown = {k: ("permanent" if v == PERMANENT else v) for k, v in self.values.items()}
         return {**shown, "services": dict(self.services), "notify": dict(self.notify),
-                "source": self.source}
+                "backend_options": dict(self.backend_options), "source": self.source}
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -246,6 +252,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                         help=f"a per-service policy key ({', '.join(SERVICE_KEYS)})")
     parser.add_argument("--notify", dest="notify_flags", action="append", default=[],
                         metavar="KEY=VALUE", help="a notification key (see the example file)")
+    parser.add_argument("--backend-option", dest="backend_flags", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="an option of the backend's driver (see contrib/ for each)")
 
 
 def load(path: str | None, flags: argparse.Namespace | None = None) -> Config:
@@ -268,6 +277,7 @@ def load(path: str | None, flags: argparse.Namespace | None = None) -> Config:
             values[key] = _parse(_BY_KEY[key], raw, where)
     services = _services(data.get("services", {}), where)
     notify = _table(data.get("notify", {}), "notify", where)
+    backend_options = _table(data.get("backend_options", {}), "backend_options", where)
     if flags is not None:
         for option in OPTIONS:
             if hasattr(flags, option.key):
@@ -281,11 +291,14 @@ def load(path: str | None, flags: argparse.Namespace | None = None) -> Config:
         for item in getattr(flags, "notify_flags", []):
             _, key, value = _assignment(item, service=False)
             notify[key] = value
+        for item in getattr(flags, "backend_flags", []):
+            _, key, value = _assignment(item, service=False)
+            backend_options[key] = value
     try:  # checked here, so that a bad [notify] is a configuration error like any other
         NotifyConfig.from_mapping(notify)
     except ValueError as exc:
         raise ConfigError(f"{where}: notify: {exc}") from None
-    return Config(values, services, notify, path or "defaults")
+    return Config(values, services, notify, backend_options, path or "defaults")
 
 
 def _parse(option: Option, raw: Any, where: str) -> Any:

@@ -64,6 +64,7 @@ class DaemonCounters:
     backend_errors: int = 0
     state_errors: int = 0
     unblocks: int = 0
+    repairs: int = 0  # syncs after the firewall was found to differ
     started: float = field(default_factory=time.time)
 
 
@@ -102,7 +103,8 @@ class Daemon:
         self.engine = Engine.build(config)
         self.blocker = Blocker(config.blocker(self._networks(self.engine.allow)))
         self.state = State(":memory:" if config.dry_run else config.state)
-        self.backend: Backend = create("null" if config.dry_run else config.backend)
+        self.backend: Backend = (create("null") if config.dry_run
+                                 else create(config.backend, **config.backend_options))
         self.framer = LineFramer(config.max_record_size)
         self.counters = DaemonCounters()
         self.evidence: OrderedDict[str, list[str]] = OrderedDict()
@@ -244,6 +246,13 @@ class Daemon:
         self.state.remove([b.target for b in unblocks])
 
     async def _apply(self, changes: list[Change]) -> None:
+        """One batch, retried with back-off; the daemon goes on deciding meanwhile.
+
+        When a batch of several changes is refused, each is tried alone once,
+        so that one change the firewall will never take does not hold back the
+        others. What still fails after the last retry is left to the next
+        firewall check, which repairs any difference with a sync.
+        """
         for attempt, delay in enumerate((0.0, *RETRY_DELAYS)):
             if delay:
                 await asyncio.sleep(delay)
@@ -254,8 +263,55 @@ class Daemon:
             except BackendError as exc:
                 self.counters.backend_errors += 1
                 log.error("firewall update failed (attempt %d): %s", attempt + 1, exc)
-        log.error("giving up on %d changes for now; the next sync repairs the firewall",
+            if attempt == 0 and len(changes) > 1:
+                changes = [c for c in changes if not await self._applied([c])]
+                if not changes:
+                    return
+        log.error("giving up on %d changes for now; the next firewall check repairs them",
                   len(changes))
+
+    async def _applied(self, changes: list[Change]) -> bool:
+        try:
+            await asyncio.to_thread(self.backend.apply, changes, time.time())
+        except BackendError as exc:
+            self.counters.backend_errors += 1
+            log.error("firewall refused %s: %s", changes[0].target, exc)
+            return False
+        self.counters.batches += 1
+        return True
+
+    async def check_firewall(self) -> bool:
+        """Repairs the firewall when it no longer holds what the state says.
+
+        An admin's `nft flush ruleset`, a firewall reload, a batch given up on:
+        whatever the cause, one sync makes them equal again. Blocks about to
+        end are left out of the comparison (the kernel may end them first).
+        """
+        now = time.time()
+        try:
+            held = set(await asyncio.to_thread(self.backend.list))
+        except BackendError as exc:
+            held, reason = set(), str(exc)
+        else:
+            reason = ""
+        active = self.blocker.active
+        missing = {t for t, b in active.items() if b.until > now + 5} - held
+        stale = held - set(active)
+        if not (missing or stale or reason):
+            return False
+        self.counters.repairs += 1
+        log.warning("the firewall differs from the state (%d missing, %d not ours%s): "
+                    "repairing", len(missing), len(stale), f"; {reason}" if reason else "")
+        try:
+            await asyncio.to_thread(self._resync, time.time())
+        except BackendError as exc:
+            self.counters.backend_errors += 1
+            log.error("firewall repair failed, next check retries: %s", exc)
+        return True
+
+    def _resync(self, now: float) -> None:
+        self.backend.start()
+        self.backend.sync({t: b.until for t, b in self.blocker.active.items()}, now)
 
     async def _expirer(self) -> None:
         while True:
@@ -271,8 +327,13 @@ class Daemon:
                     self.wakeup.set()
 
     async def _housekeeping(self) -> None:
+        last_check = time.monotonic()
         while True:
-            await asyncio.sleep(min(PRUNE_EVERY, self.engine.config.metrics_interval))
+            config = self.engine.config
+            await asyncio.sleep(min(PRUNE_EVERY, config.metrics_interval, config.firewall_check))
+            if time.monotonic() - last_check >= config.firewall_check:
+                last_check = time.monotonic()
+                await self.check_firewall()
             self.blocker.prune(time.time())
             if self.notifier is not None:
                 await self.notifier.tick(time.time())

@@ -22,7 +22,7 @@ def flags(*argv: str) -> argparse.Namespace:
 def test_defaults_without_a_file() -> None:
     config = load(None)
     assert config.policy() == Policy()
-    assert config.facilities == ("mail",) and config.backend == "null"
+    assert config.facilities == ("mail",) and config.backend == "nftables"  # on Linux
     assert config.blocker([]).blacklist is None
 
 

@@ -30,11 +30,13 @@ def attack_lines(address: str, count: int = 3, program: str = "postfix/smtpd") -
 class Daemon:
     """One `syslogban run --stdin` with private state, control socket and log."""
 
-    def __init__(self, tmp: Path, *args: str) -> None:
+    def __init__(self, tmp: Path, *args: str, backend: str = "null",
+                 wrap: tuple[str, ...] = ()) -> None:
         self.tmp = tmp
         self.control = str(tmp / "control.sock")
         self.log = tmp / "daemon.log"
-        argv = [*SYSLOGBAN, "run", "--stdin", "--state", str(tmp / "state.db"),
+        argv = [*wrap, *SYSLOGBAN, "run", "--stdin", "--backend", backend,
+                "--state", str(tmp / "state.db"),
                 "--control", self.control, "--batch-delay", "0.001",
                 "--allow-own-addresses", "false", *args]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, cwd=ROOT,
@@ -93,8 +95,9 @@ def daemons(tmp_path: Path) -> Iterator[list[Daemon]]:
             d.proc.wait()
 
 
-def start(daemons: list[Daemon], tmp: Path, *args: str) -> Daemon:
-    daemon = Daemon(tmp, *args)
+def start(daemons: list[Daemon], tmp: Path, *args: str, backend: str = "null",
+          wrap: tuple[str, ...] = ()) -> Daemon:
+    daemon = Daemon(tmp, *args, backend=backend, wrap=wrap)
     daemons.append(daemon)
     return daemon
 
@@ -199,7 +202,8 @@ def test_control_socket_survives_garbage(tmp_path: Path, daemons: list[Daemon]) 
 
 def test_a_second_daemon_does_not_steal_the_socket(tmp_path: Path, daemons: list[Daemon]) -> None:
     start(daemons, tmp_path)
-    second = subprocess.run([*SYSLOGBAN, "run", "--state", str(tmp_path / "other.db"),
+    second = subprocess.run([*SYSLOGBAN, "run", "--backend", "null",
+                             "--state", str(tmp_path / "other.db"),
                              "--control", str(tmp_path / "control.sock")],
                             capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert second.returncode == 2 and "another syslogban is running" in second.stderr
@@ -239,7 +243,8 @@ def test_block_runs_the_exec_hook_with_the_address_as_its_own_argument(
 
 
 def test_a_bad_notify_table_is_a_configuration_error(tmp_path: Path) -> None:
-    result = subprocess.run([*SYSLOGBAN, "run", "--notify", "exec_argv=relative/path",
+    result = subprocess.run([*SYSLOGBAN, "run", "--backend", "null",
+                             "--notify", "exec_argv=relative/path",
                              "--state", str(tmp_path / "s.db")],
                             capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert result.returncode == 2 and "notify: exec_argv" in result.stderr

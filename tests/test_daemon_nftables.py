@@ -1,0 +1,69 @@
+"""The daemon with the nftables backend, in a network namespace of its own:
+what it reports is what the kernel holds, across flushes, kills and restarts."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+from netns import netns, nft_json, requires_netns  # noqa: F401 (fixture)
+from test_daemon import Daemon, attack_lines, daemons, start  # noqa: F401 (fixture)
+
+pytestmark = requires_netns
+
+
+def kernel_hosts(ns: str) -> set[str]:
+    found = set()
+    for item in nft_json(ns, "list", "set", "inet", "syslogban", "hosts4")["nftables"]:
+        for elem in item.get("set", {}).get("elem", []):
+            found.add(elem["elem"]["val"] if isinstance(elem, dict) else elem)
+    return found
+
+
+def run_nft(ns: str, tmp: Path, daemons: list[Daemon], *args: str) -> Daemon:
+    return start(daemons, tmp, "--firewall-check", "1s", *args, backend="nftables",
+                 wrap=("ip", "netns", "exec", ns))
+
+
+def test_blocks_reach_the_kernel_and_survive_a_flush(
+        netns: str, tmp_path: Path, daemons: list[Daemon]) -> None:
+    d = run_nft(netns, tmp_path, daemons)
+    d.send(attack_lines("192.0.2.1") + attack_lines("192.0.2.2"))
+    d.wait_for(lambda: len(d.reported()) == 2, "two blocks")
+    assert kernel_hosts(netns) == {"192.0.2.1", "192.0.2.2"}
+    subprocess.run(["ip", "netns", "exec", netns, "nft", "flush", "ruleset"], check=True)
+    d.wait_for(lambda: "repairing" in d.log.read_text(), "the repair")
+    d.wait_for(lambda: _quiet(kernel_hosts, netns) == {"192.0.2.1", "192.0.2.2"},
+               "the restored set")
+
+
+def test_sigkill_and_restart_kernel_equals_state(
+        netns: str, tmp_path: Path, daemons: list[Daemon]) -> None:
+    d = run_nft(netns, tmp_path, daemons, "--block-time", "1h")
+    for n in range(40):
+        d.send(attack_lines(f"192.0.2.{n + 1}"))
+    d.wait_for(lambda: len(d.reported()) >= 20, "blocks")
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait()
+    reported = set(d.reported())
+    assert reported <= kernel_hosts(netns)  # a killed daemon leaves its blocks in place
+    again = run_nft(netns, tmp_path, daemons, "--block-time", "1h")
+    assert reported <= set(again.blocks())
+    assert kernel_hosts(netns) == set(again.blocks())
+
+
+def test_manual_block_and_unblock_in_the_kernel(
+        netns: str, tmp_path: Path, daemons: list[Daemon]) -> None:
+    d = run_nft(netns, tmp_path, daemons)
+    assert d.ctl("block", "198.51.100.7", "--for", "1h").returncode == 0
+    assert kernel_hosts(netns) == {"198.51.100.7"}
+    assert d.ctl("unblock", "198.51.100.7").returncode == 0
+    assert kernel_hosts(netns) == set()
+
+
+def _quiet(func, *args):  # type: ignore[no-untyped-def]
+    try:
+        return func(*args)
+    except subprocess.CalledProcessError:  # the table is not there (yet)
+        return None
