@@ -126,22 +126,27 @@ class NftablesBackend(Backend):
         return rules
 
     def apply(self, changes: Sequence[Change], now: float) -> None:
-        commands: list[dict[str, Any]] = []
-        for change in changes:
+        """Blocks are add, delete, add: whether or not an element was there, it
+        ends up there with the new timeout (kernels before 6.12 keep the old
+        timeout of an element added again). Unblocks are add, delete: no error
+        when the kernel already ended it. Only a target's last change counts."""
+        last = {change.target: change for change in changes}
+        blocks: dict[str, list[tuple[Any, int | None]]] = {}
+        unblocks: dict[str, list[tuple[Any, int | None]]] = {}
+        for change in last.values():
             name, value = self._element(change.target)
-            if change.block:
-                timeout = _timeout(change.until, now)
-                if timeout == 0:
-                    continue  # ended already
-                # add, delete, add: whether or not it was there, it ends up
-                # there with the new timeout (kernels before 6.12 keep the
-                # old timeout of an element added again).
-                commands += [self._elements("add", name, [(value, timeout)]),
-                             self._elements("delete", name, [(value, None)]),
-                             self._elements("add", name, [(value, timeout)])]
-            else:  # add, then delete: no error when the kernel already expired it
-                commands += [self._elements("add", name, [(value, None)]),
-                             self._elements("delete", name, [(value, None)])]
+            timeout = _timeout(change.until, now) if change.block else None
+            if change.block and timeout == 0:
+                continue  # ended already
+            (blocks if change.block else unblocks).setdefault(name, []).append((value, timeout))
+        commands: list[dict[str, Any]] = []
+        for name, elems in unblocks.items():
+            bare = [(value, None) for value, _ in elems]
+            commands += [self._elements("add", name, bare), self._elements("delete", name, bare)]
+        for name, elems in blocks.items():
+            bare = [(value, None) for value, _ in elems]
+            commands += [self._elements("add", name, elems), self._elements("delete", name, bare),
+                         self._elements("add", name, elems)]
         self._run(commands, f"a batch of {len(changes)} changes")
 
     def sync(self, active: Mapping[str, float], now: float) -> None:

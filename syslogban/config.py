@@ -56,6 +56,16 @@ def _number(value: Any) -> float:
     return number
 
 
+def _seconds(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("must be a number of seconds") from None
+    if not 0 <= number <= 60:
+        raise ValueError("must be from 0 to 60 seconds")
+    return number
+
+
 def _bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -176,10 +186,14 @@ OPTIONS: tuple[Option, ...] = (
     Option("dry_run", _bool, False, "decide and log, but change no firewall and keep no state",
            flag="--dry-run", metavar="BOOL"),
     Option("flush_on_exit", _bool, False, "remove all blocks when stopping", metavar="BOOL"),
-    Option("batch_delay", _number, 0.005, "seconds to gather firewall changes into one batch",
+    Option("batch_delay", _seconds, 0.0,
+           "seconds to wait before a batch leaves (0: as soon as the previous one is done)",
            metavar="SECONDS"),
     Option("state", _text, "/var/lib/syslogban/state.db", "state file (SQLite)",
            metavar="PATH"),
+    Option("state_durable", _bool, False,
+           "wait for the disk on every commit: blocks survive a power loss, not only a "
+           "crash of syslogban (costs a disk flush per batch)", metavar="BOOL"),
     Option("control", _text, "/run/syslogban/control.sock", "control socket", metavar="PATH"),
     Option("control_group", _text, "", "group allowed to use the control socket (mode 0660)",
            metavar="GROUP"),

@@ -102,7 +102,7 @@ class Daemon:
         self.flags = flags
         self.engine = Engine.build(config)
         self.blocker = Blocker(config.blocker(self._networks(self.engine.allow)))
-        self.state = State(":memory:" if config.dry_run else config.state)
+        self.state = State(":memory:" if config.dry_run else config.state, config.state_durable)
         self.backend: Backend = (create("null") if config.dry_run
                                  else create(config.backend, **config.backend_options))
         self.framer = LineFramer(config.max_record_size)
@@ -208,9 +208,13 @@ class Daemon:
     # ------------------------------------------------------------- applying
 
     async def _flusher(self) -> None:
+        """A batch leaves as soon as the previous one is done: decisions made while
+        one is applied make the next batch, so batches grow with the load and a
+        lone block waits for nothing (batch_delay can add a wait)."""
         while True:
             await self.wakeup.wait()
-            await asyncio.sleep(self.engine.config.batch_delay)
+            if self.engine.config.batch_delay:
+                await asyncio.sleep(self.engine.config.batch_delay)
             self.wakeup.clear()
             await self._flush()
 

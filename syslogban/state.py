@@ -2,9 +2,11 @@
 
 Rules of this file:
 * A thin shell: rows in, rows out. It decides nothing (that is blocker.py).
-* Every write is one transaction, committed (synchronous=FULL) before it
-  returns: the daemon reports a block applied only after `record` returned,
-  so a block it reported survives `kill -9` at any moment.
+* Every write is one transaction, committed before it returns: the daemon
+  reports a block applied only after `record` returned, so a block it
+  reported survives `kill -9` at any moment. In WAL mode a commit is in the
+  operating system's hands when it returns (synchronous=NORMAL); durable=True
+  also waits for the disk (FULL), for power losses, at a flush per batch.
 * The file is private (0600): evidence lines are log text about users.
 * The schema has a version; MIGRATIONS turns any older file into the
   current one, in order, inside one transaction each.
@@ -49,7 +51,7 @@ class StateError(Exception):
 
 
 class State:
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], durable: bool = False) -> None:
         """Opens (creating, 0600) and migrates the state file; ':memory:' keeps none."""
         self.path = str(path)
         try:
@@ -58,7 +60,7 @@ class State:
             self._db = sqlite3.connect(self.path, isolation_level=None,
                                        check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._migrate()
         except (OSError, sqlite3.Error) as exc:

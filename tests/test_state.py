@@ -67,7 +67,9 @@ def test_schema_version_and_a_file_from_the_future(tmp_path: Path) -> None:
 def test_wal_mode_and_durable_commits(tmp_path: Path) -> None:
     state = State(tmp_path / "state.db")
     assert state._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert state._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert state._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    durable = State(tmp_path / "durable.db", durable=True)
+    assert durable._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
 
 
 def test_read_only_database_fails_with_state_error_not_sqlite_error(tmp_path: Path) -> None:
