@@ -14,6 +14,7 @@ from .base import Backend, BackendError, Change
 
 DRIVERS: dict[str, str] = {
     "null": "syslogban.backends.null:NullBackend",
+    "ipset": "syslogban.backends.ipset:IpsetBackend",
     "nftables": "syslogban.backends.nftables:NftablesBackend",
 }
 
