@@ -165,3 +165,17 @@ def test_reject_forward_and_no_chain(netns: str) -> None:
 def test_options_are_checked(options: dict[str, Any], message: str) -> None:
     with pytest.raises(BackendError, match=message):
         backend(**options)
+
+
+def test_the_contrib_ruleset_and_mode_2(netns: str) -> None:
+    """contrib/nftables: the admin's own table holds syslogban's sets, no chain of ours."""
+    import subprocess
+    from pathlib import Path
+    snippet = Path(__file__).resolve().parent.parent / "contrib" / "nftables" / \
+        "filter-with-syslogban-sets.nft"
+    subprocess.run(["ip", "netns", "exec", netns, "nft", "-f", str(snippet)], check=True)
+    before = nft_json(netns, "list", "chain", "inet", "filter", "input")
+    run_in(netns, partial(start_and_apply, table="filter", hooks=[]),
+           [(True, "192.0.2.1", 60), (True, "2001:db8::/64", 60)])
+    assert kernel_elements(netns, "filter") == {"192.0.2.1": 60, "2001:db8::/64": 60}
+    assert nft_json(netns, "list", "chain", "inet", "filter", "input") == before
