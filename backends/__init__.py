@@ -14,6 +14,8 @@ from .base import Backend, BackendError, Change
 
 DRIVERS: dict[str, str] = {
     "null": "syslogban.backends.null:NullBackend",
+    "pf": "syslogban.backends.pf:PfBackend",
+    "ipfw": "syslogban.backends.ipfw:IpfwBackend",
     "ipset": "syslogban.backends.ipset:IpsetBackend",
     "nftables": "syslogban.backends.nftables:NftablesBackend",
 }
