@@ -101,6 +101,34 @@ def _facilities(value: Any) -> tuple[str, ...]:
     return names
 
 
+def _listen_urls(value: Any) -> tuple[str, ...]:
+    urls = _texts(value)
+    for url in urls:
+        kind, sep, where = url.partition("://")
+        if not sep or kind not in ("udp", "tcp", "unix") or not where:
+            raise ValueError(f"{url!r}: write udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH")
+        if kind == "unix":
+            if not where.startswith("/"):
+                raise ValueError(f"{url!r}: the path must be absolute (unix:///run/...)")
+            continue
+        host, _, port = where.rpartition(":")
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            if not 0 < int(port) < 65536:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{url!r}: HOST must be an IP address and PORT 1-65535 "
+                             "(e.g. udp://127.0.0.1:5514, tcp://[::1]:5514)") from None
+    return urls
+
+
+def _octal(value: Any) -> str:
+    text = str(value)
+    if not text.isdigit() or not set(text) <= set("01234567") or int(text, 8) > 0o777:
+        raise ValueError("must be an octal mode such as 0660")
+    return text
+
+
 def _blacklist(value: Any) -> int | None:
     if value is False or value == 0 or value == "off":
         return None
@@ -133,6 +161,25 @@ OPTIONS: tuple[Option, ...] = (
     # inputs
     Option("stdin", _bool, False, "read records from standard input (a syslog pipe)",
            metavar="BOOL"),
+    Option("omprog", _bool, False,
+           "be rsyslog's omprog child: read records on stdin, confirm each (confirmMessages)",
+           metavar="BOOL"),
+    Option("listen", _listen_urls, (),
+           "listen for syslog: udp://HOST:PORT, tcp://HOST:PORT, unix:///PATH (repeatable)",
+           metavar="URL", repeat=True),
+    Option("listen_allow", _texts, ("127.0.0.0/8", "::1/128"),
+           "sender networks the listeners take records from (others are dropped, counted)",
+           metavar="CIDR", repeat=True),
+    Option("listen_rate", _int(1, 10**7), 20000,
+           "records a second one sender may send (bursts of a second's worth)", metavar="N"),
+    Option("udp_buffer", _int(65536, 1 << 30), 8 << 20,
+           "receive buffer of UDP and unix sockets, bytes", metavar="BYTES"),
+    Option("unix_mode", _octal, "0660", "mode of unix listening sockets", metavar="MODE"),
+    Option("unix_group", _text, "", "group of unix listening sockets", metavar="GROUP"),
+    Option("tcp_max_connections", _int(1, 65536), 256,
+           "TCP connections at once (more are refused, counted)", metavar="N"),
+    Option("tcp_idle", _duration, 300.0, "close a TCP connection silent this long",
+           metavar="DURATION"),
     Option("facilities", _facilities, ("mail",),
            "syslog facilities to read where records carry a PRI (e.g. mail,auth,authpriv)",
            metavar="LIST"),
@@ -308,6 +355,8 @@ def load(path: str | None, flags: argparse.Namespace | None = None) -> Config:
         for item in getattr(flags, "backend_flags", []):
             _, key, value = _assignment(item, service=False)
             backend_options[key] = value
+    if values["stdin"] and values["omprog"]:
+        raise ConfigError(f"{where}: stdin and omprog both read standard input: choose one")
     try:  # checked here, so that a bad [notify] is a configuration error like any other
         NotifyConfig.from_mapping(notify)
     except ValueError as exc:

@@ -24,6 +24,7 @@ import ipaddress
 import logging
 import os
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -47,7 +48,8 @@ from .pipeline import Detection, Pipeline
 from .record import FACILITIES, RecordParser
 from .scanner import Scanner
 from .signatures import Signature, load_rules, select
-from .sources import read_stream
+from .sources import (READ_SIZE, InputCounters, SenderGate, activated_sockets, listen_tcp,
+                      listen_udp, listen_unix, read_stream, stdin_reader, udp_drops)
 from .state import State, StateError
 
 log = logging.getLogger("syslogban")
@@ -113,6 +115,11 @@ class Daemon:
         self.wakeup = asyncio.Event()
         self.stopping = asyncio.Event()
         self.control: ControlServer | None = None
+        self._commit_lock = asyncio.Lock()
+        self.inputs = InputCounters()
+        self._gate = SenderGate(self._networks(config.listen_allow), config.listen_rate)
+        self._inbox: list[bytes] = []
+        self._udp: list[Any] = []
         self.notifier = self._notifier(config)
         self.notifications: set[asyncio.Task[None]] = set()
 
@@ -149,12 +156,18 @@ class Daemon:
             await self.control.start()
         tasks = [asyncio.create_task(self._flusher()), asyncio.create_task(self._expirer()),
                  asyncio.create_task(self._housekeeping())]
+        servers = await self._listen(config)
         if config.stdin:
             tasks.append(asyncio.create_task(self._read_stdin()))
+        if config.omprog:
+            tasks.append(asyncio.create_task(self._read_omprog()))
         await self.stopping.wait()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for server in servers:
+            server.close()
+        self._drain()
         await self._flush()
         if self.notifier is not None:
             await asyncio.gather(*self.notifications, return_exceptions=True)
@@ -167,6 +180,99 @@ class Daemon:
                     "blocks removed" if config.flush_on_exit else "blocks kept in place",
                     self.engine.pipeline.counters.lines, self.blocker.tracked())
         return 0
+
+    async def _listen(self, config: Config) -> list[Any]:
+        """Starts every --listen URL (or takes it from systemd's LISTEN_FDS)."""
+        activated = activated_sockets()
+        servers: list[Any] = []
+        for url in config.listen:
+            kind, where = url.split("://", 1)
+            if kind == "unix":
+                self._udp.append(await listen_unix(
+                    where, self.receive, config.udp_buffer, int(config.unix_mode, 8),
+                    config.unix_group, activated))
+                continue
+            host, _, port = where.rpartition(":")
+            host = host.strip("[]")
+            if kind == "udp":
+                self._udp.append(await listen_udp(host, int(port), self.receive,
+                                                  config.udp_buffer, activated))
+            else:
+                servers.append(await listen_tcp(
+                    host, int(port), self.receive, config.max_record_size,
+                    config.tcp_max_connections, config.tcp_idle, self.inputs, activated))
+            log.info("listening on %s", url)
+        for sock in activated:
+            log.warning("systemd passed a socket no --listen names: %s", sock.getsockname())
+        return servers
+
+    def receive(self, records: list[bytes], sender: str) -> None:
+        """Records from a listener: the sender's allow-list and rate, then the inbox."""
+        self.inputs.received += len(records)
+        if sender != "local":
+            if not self._gate.allowed(sender):
+                self.inputs.refused_sender += len(records)
+                return
+            passed = self._gate.take(sender, time.monotonic(), len(records))
+            if passed < len(records):
+                self.inputs.rate_limited += len(records) - passed
+                records = records[:passed]
+        if not self._inbox:  # one drain per turn of the loop, however many arrive
+            asyncio.get_running_loop().call_soon(self._drain)
+        self._inbox.extend(records)
+
+    def _drain(self) -> None:
+        """The inbox as one chunk for the scanner: a record per line.
+
+        A record holding a newline cannot be a line of the chunk (it would
+        become two records): it goes to the parser alone, which rejects it.
+        """
+        records, self._inbox = self._inbox, []
+        lines, whole = [], []
+        for record in records:
+            if record.endswith(b"\n"):
+                record = record[:-1]
+            (whole if b"\n" in record else lines).append(record)
+        now = time.time()
+        if lines:
+            self._detect(b"\n".join(lines) + b"\n")
+        for record in whole:
+            detection = self.engine.pipeline.feed_record(record, now)
+            if detection is not None:
+                self._decide(detection, now)
+
+    async def _read_omprog(self) -> None:
+        """rsyslog's omprog with confirmMessages: OK when ready, then a reply per
+        line once what it caused is committed (an unconfirmed record is sent
+        again after a restart: none is lost). Transactions: OK for the marks,
+        DEFER_COMMIT for the records in between."""
+        reader = await stdin_reader()
+        framer = LineFramer(self.engine.config.max_record_size)
+        in_transaction = False
+        _reply([b"OK"])
+        while True:
+            data = await reader.read(READ_SIZE)
+            chunk = framer.feed(data) if data else framer.close()
+            if chunk:
+                replies, records = [], []
+                for line in chunk.split(b"\n")[:-1]:
+                    mark = line.rstrip(b"\r")
+                    if mark in (b"BEGIN TRANSACTION", b"COMMIT TRANSACTION"):
+                        in_transaction = mark == b"BEGIN TRANSACTION"
+                        replies.append(b"OK")
+                    else:
+                        records.append(line)
+                        replies.append(b"DEFER_COMMIT" if in_transaction else b"OK")
+                if records:
+                    self._detect(b"\n".join(records) + b"\n")
+                if not await self._flush(wait_for_firewall=False):
+                    # rsyslog keeps what is not confirmed and sends it again
+                    replies = [b"ERROR the state file cannot be written"] * len(replies)
+                _reply(replies)
+            if not data:
+                break
+        log.info("end of input")
+        self.stopping.set()
 
     async def _read_stdin(self) -> None:
         await read_stream(sys.stdin.fileno(), self.consume)
@@ -218,18 +324,38 @@ class Daemon:
             self.wakeup.clear()
             await self._flush()
 
-    async def _flush(self) -> None:
-        """Commits, applies and reports what was decided since the last batch."""
-        blocks, self.pending = self.pending, []
-        unblocks, self.unpending = self.unpending, []
-        if not blocks and not unblocks:
-            return
-        history = {b.target: self.blocker.history[b.target] for b, _ in blocks}
-        try:  # in a thread: a durable commit waits for the disk, the loop must not
-            await asyncio.to_thread(self._commit, blocks, history, unblocks)
-        except StateError as exc:
-            self.counters.state_errors += 1
-            log.error("%s; protection goes on from memory", exc)
+    async def _flush(self, wait_for_firewall: bool = True) -> bool:
+        """Commits, applies and reports what was decided since the last batch.
+
+        Returns whether the commit succeeded. When this returns, every decision
+        made before the call is committed (the lock orders concurrent flushes),
+        which is what omprog's confirmations wait for; they need not wait for
+        the firewall, whose failures are retried apart.
+        """
+        async with self._commit_lock:
+            blocks, self.pending = self.pending, []
+            unblocks, self.unpending = self.unpending, []
+            if not blocks and not unblocks:
+                return True
+            history = {b.target: self.blocker.history[b.target] for b, _ in blocks}
+            committed = True
+            try:  # in a thread: a durable commit waits for the disk, the loop must not
+                await asyncio.to_thread(self._commit, blocks, history, unblocks)
+            except StateError as exc:
+                committed = False
+                self.counters.state_errors += 1
+                log.error("%s; protection goes on from memory", exc)
+        applying = self._apply_and_report(blocks, unblocks)
+        if wait_for_firewall:
+            await applying
+        else:
+            task = asyncio.create_task(applying)
+            self.notifications.add(task)
+            task.add_done_callback(self.notifications.discard)
+        return committed
+
+    async def _apply_and_report(self, blocks: list[tuple[Block, list[str]]],
+                                unblocks: list[Block]) -> None:
         changes = [Change(True, b.target, b.until) for b, _ in blocks]
         changes += [Change(False, b.target, 0.0) for b in unblocks]
         await self._apply(changes)
@@ -339,6 +465,8 @@ class Daemon:
                 last_check = time.monotonic()
                 await self.check_firewall()
             self.blocker.prune(time.time())
+            self.inputs.kernel_drops = sum(udp_drops(s) for s in self._udp
+                                           if s.family != socket.AF_UNIX)
             if self.notifier is not None:
                 await self.notifier.tick(time.time())
             if self.engine.config.metrics_file:
@@ -444,6 +572,7 @@ class Daemon:
                 "sessions": asdict(matcher.correlator.counters),
                 "blocker": asdict(self.blocker.counters),
                 "blocks_active": len(self.blocker.active),
+                "inputs": asdict(self.inputs),
                 "addresses_tracked": self.blocker.tracked(),
                 **{k: v for k, v in asdict(self.counters).items() if k != "started"},
             },
@@ -477,6 +606,13 @@ class Daemon:
         with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
             f.write("\n".join(lines) + "\n")
         os.replace(f.name, path)
+
+
+def _reply(replies: list[bytes]) -> None:
+    """omprog's channel back to rsyslog: stdout, nothing else ever goes there."""
+    data = b"\n".join(replies) + b"\n"
+    while data:
+        data = data[os.write(1, data):]
 
 
 def run(config_path: str | None, flags: Any) -> int:

@@ -51,3 +51,73 @@ class LineFramer:
         if len(self._partial) > self.max_size + 2:
             self._partial = self._partial[: self.max_size + 2]
             self._discarding = True
+
+
+class OctetFramer:
+    """RFC 6587 framing of a syslog TCP stream, one instance per connection.
+
+    A frame that starts with a digit is octet-counted ("LEN SP MSG", MSG may
+    hold newlines, which the record parser then rejects); any other frame
+    ends at LF. A frame longer than the limit keeps its first `max_size + 2`
+    bytes (rejected whole downstream as too long); the rest is skipped as it
+    arrives, so a client announcing 10 GB costs nothing. A count that is not
+    a number of at most 10 digits ends the stream: the framing is lost and
+    nothing after it can be attributed.
+    """
+
+    __slots__ = ("max_size", "_buffer", "_skip", "broken")
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self._buffer = b""
+        self._skip = 0          # bytes of an overlong counted frame still to drop
+        self.broken = False     # framing lost: the caller closes the connection
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self.broken:
+            return []
+        if self._skip:
+            dropped = min(self._skip, len(data))
+            self._skip -= dropped
+            data = data[dropped:]
+        buffer = self._buffer + data
+        records: list[bytes] = []
+        pos = 0
+        while pos < len(buffer):
+            if buffer[pos:pos + 1].isdigit():
+                space = buffer.find(b" ", pos, pos + 11)
+                if space < 0:
+                    if len(buffer) - pos > 10 or not buffer[pos:].isdigit():
+                        self.broken = True
+                        return records
+                    break  # the count is still arriving
+                count_text = buffer[pos:space]
+                if not count_text.isdigit():
+                    self.broken = True
+                    return records
+                count, start = int(count_text), space + 1
+                if count > self.max_size + 2:
+                    kept = buffer[start:start + self.max_size + 2]
+                    if len(kept) < self.max_size + 2 and start + count > len(buffer):
+                        break  # wait for the head of the frame
+                    records.append(kept)
+                    end = start + count
+                    self._skip = max(0, end - len(buffer))
+                    pos = min(end, len(buffer))
+                    continue
+                if start + count > len(buffer):
+                    break
+                records.append(buffer[start:start + count])
+                pos = start + count
+            else:
+                end = buffer.find(b"\n", pos)
+                if end < 0:
+                    if len(buffer) - pos > self.max_size + 2:
+                        records.append(buffer[pos:pos + self.max_size + 2])
+                        self.broken = True  # an endless line: nothing more to trust
+                        return records
+                    break
+                records.append(buffer[pos:end])
+                pos = end + 1
+        self._buffer = buffer[pos:]
+        return records

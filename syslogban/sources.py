@@ -1,8 +1,11 @@
 """Sources: where record bytes come from, handed to the daemon as they arrive.
 
 Rules of this file:
-* Only bytes move here: reading, and telling the end of a stream. Framing,
-  parsing and deciding happen downstream, in the daemon's single loop.
+* Only bytes move here: reading, framing TCP streams (RFC 6587), telling the
+  end of a stream, and refusing senders (allow-list, rate). Parsing and
+  deciding happen downstream, in the daemon's single loop.
+* Network inputs bind where they are told (loopback by default); a record
+  from a sender outside the allow-list never reaches the matcher.
 * A source never blocks the event loop. A pipe, FIFO, socket or terminal is
   read by the loop itself (backpressure reaches the writer when syslogban is
   busy); a regular file (`syslogban run --stdin < file`) is read in a thread,
@@ -12,9 +15,16 @@ Rules of this file:
 from __future__ import annotations
 
 import asyncio
+import grp
+import ipaddress
 import os
+import socket
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .framing import OctetFramer
 
 READ_SIZE = 1 << 20
 
@@ -37,6 +47,22 @@ class _PipeProtocol(asyncio.Protocol):
             self.done.set_result(None)
 
 
+async def stdin_reader() -> asyncio.StreamReader:
+    """Standard input as a stream the loop reads (omprog: rsyslog's pipe)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=READ_SIZE)
+    if stat.S_ISREG(os.fstat(0).st_mode):  # a file (tests, replays): read in a thread
+        async def pump() -> None:
+            while data := await loop.run_in_executor(None, os.read, 0, READ_SIZE):
+                reader.feed_data(data)
+            reader.feed_eof()
+        asyncio.ensure_future(pump())
+        return reader
+    pipe = os.fdopen(os.dup(0), "rb", buffering=0)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    return reader
+
+
 async def read_stream(fd: int, consume: Consumer) -> None:
     """Feeds everything readable from `fd` to `consume`; returns at end of stream."""
     loop = asyncio.get_running_loop()
@@ -51,3 +77,192 @@ async def read_stream(fd: int, consume: Consumer) -> None:
         await done
     finally:
         transport.close()
+
+
+# ------------------------------------------------------------------ listeners
+
+@dataclass(slots=True)
+class InputCounters:
+    received: int = 0
+    refused_sender: int = 0    # not in the sender allow-list: dropped, never matched
+    rate_limited: int = 0      # over the per-sender rate: dropped
+    connections: int = 0
+    connections_refused: int = 0
+    framing_errors: int = 0    # TCP streams whose framing was lost (closed)
+    kernel_drops: int = 0      # UDP datagrams the kernel dropped (full buffer)
+
+
+class SenderGate:
+    """Which senders may feed records, and how fast (a token bucket each).
+
+    Pure: the time is an argument. A sender outside `allow` is refused; a
+    sender over `rate` records a second (bursts up to one second's worth) is
+    refused until its bucket refills, so one noisy host cannot starve others.
+    """
+
+    __slots__ = ("allow", "rate", "_buckets")
+
+    def __init__(self, allow: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network],
+                 rate: float) -> None:
+        self.allow = tuple(allow)
+        self.rate = rate
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allowed(self, sender: str) -> bool:
+        try:
+            address = ipaddress.ip_address(sender.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.allow)
+
+    def take(self, sender: str, now: float, count: int = 1) -> int:
+        """How many of `count` records the sender may pass now."""
+        tokens, last = self._buckets.get(sender, (self.rate, now))
+        tokens = min(self.rate, tokens + (now - last) * self.rate)
+        passed = min(count, int(tokens))
+        self._buckets[sender] = (tokens - passed, now)
+        if len(self._buckets) > 65536:  # senders come and go: forget the idle ones
+            self._buckets = {s: b for s, b in self._buckets.items() if now - b[1] < 60}
+        return passed
+
+
+Records = Callable[[list[bytes]], None]
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, deliver: Callable[[list[bytes], str], None]) -> None:
+        self.deliver = deliver
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        sender = addr[0] if isinstance(addr, tuple) else "local"
+        self.deliver([data], sender)
+
+
+def _bind_activated(family: int, kind: int, address: Any,
+                    activated: list[socket.socket]) -> socket.socket | None:
+    """A socket systemd passed (LISTEN_FDS) that matches, taken out of the list."""
+    for sock in activated:
+        if sock.family == family and sock.type == kind and sock.getsockname() == address:
+            activated.remove(sock)
+            return sock
+    return None
+
+
+def activated_sockets(environ: Mapping[str, str] = os.environ) -> list[socket.socket]:
+    """The sockets of systemd socket activation, when they are ours (LISTEN_PID)."""
+    if environ.get("LISTEN_PID") != str(os.getpid()):
+        return []
+    count = int(environ.get("LISTEN_FDS", "0"))
+    return [socket.socket(fileno=fd) for fd in range(3, 3 + count)]
+
+
+async def listen_udp(host: str, port: int, deliver: Callable[[list[bytes], str], None],
+                     buffer: int, activated: list[socket.socket]) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    address = (host, port) if family == socket.AF_INET else (host, port, 0, 0)
+    sock = _bind_activated(family, socket.SOCK_DGRAM, address, activated)
+    if sock is None:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.bind((host, port))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
+    await loop.create_datagram_endpoint(lambda: _Datagrams(deliver), sock=sock)
+    return sock
+
+
+async def listen_unix(path: str, deliver: Callable[[list[bytes], str], None], buffer: int,
+                      mode: int, group: str, activated: list[socket.socket]) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    sock = _bind_activated(socket.AF_UNIX, socket.SOCK_DGRAM, path, activated)
+    if sock is None:
+        _replace_stale_socket(path)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        old = os.umask(0o177)
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old)
+        if group:
+            os.chown(path, -1, grp.getgrnam(group).gr_gid)
+        os.chmod(path, mode)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
+    await loop.create_datagram_endpoint(lambda: _Datagrams(deliver), sock=sock)
+    return sock
+
+
+def _replace_stale_socket(path: str) -> None:
+    """A socket file nobody reads is removed; anything else is refused."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(info.st_mode):
+        raise OSError(f"{path}: exists and is not a socket; not touching it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)  # stale: its owner is gone
+        return
+    finally:
+        probe.close()
+    raise OSError(f"{path}: another program is reading this socket")
+
+
+async def listen_tcp(host: str, port: int, deliver: Callable[[list[bytes], str], None],
+                     max_size: int, max_connections: int, idle: float,
+                     counters: InputCounters, activated: list[socket.socket]) -> asyncio.Server:
+    """RFC 6587 over TCP; each connection framed on its own, none can stall another."""
+    open_connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal open_connections
+        peer = writer.get_extra_info("peername")
+        sender = peer[0] if isinstance(peer, tuple) else "local"
+        if open_connections >= max_connections:
+            counters.connections_refused += 1
+            writer.close()
+            return
+        open_connections += 1
+        counters.connections += 1
+        framer = OctetFramer(max_size)
+        try:
+            while not framer.broken:
+                data = await asyncio.wait_for(reader.read(READ_SIZE), idle)
+                if not data:
+                    break
+                records = framer.feed(data)
+                if records:
+                    deliver(records, sender)
+            if framer.broken:
+                counters.framing_errors += 1
+        except (asyncio.TimeoutError, ConnectionError):
+            pass  # idle or gone: the connection ends, the others go on
+        finally:
+            open_connections -= 1
+            writer.close()
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    address = (host, port) if family == socket.AF_INET else (host, port, 0, 0)
+    sock = _bind_activated(family, socket.SOCK_STREAM, address, activated)
+    if sock is not None:
+        return await asyncio.start_server(serve, sock=sock, limit=READ_SIZE)
+    return await asyncio.start_server(serve, host, port, limit=READ_SIZE, reuse_address=True)
+
+
+def udp_drops(sock: socket.socket) -> int:
+    """Datagrams the kernel dropped on this socket (Linux /proc/net/udp*), else 0."""
+    inode = str(os.fstat(sock.fileno()).st_ino)
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(table) as f:
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 12 and fields[9] == inode:
+                        return int(fields[-1])
+        except OSError:
+            continue
+    return 0

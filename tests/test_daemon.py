@@ -61,6 +61,11 @@ class Daemon:
         return subprocess.run([*SYSLOGBAN, *args, "--control", self.control], cwd=ROOT,
                               capture_output=True, text=True, timeout=30, check=False)
 
+    def ctl_json(self, command: str) -> str:
+        """The daemon's raw JSON answer (status as data, not as text)."""
+        from syslogban.control import request
+        return json.dumps(request(self.control, {"command": command}))
+
     def blocks(self) -> dict[str, dict[str, object]]:
         result = self.ctl("list", "--json")
         assert result.returncode == 0, result.stderr
