@@ -17,6 +17,7 @@ from .durations import format_duration
 from .examples import check_examples
 from .record import DEFAULT_MAX_SIZE
 from .signatures import RuleError, Signature, load_rules, make_signature, select
+from .privileges import PrivilegeError
 from .state import StateError
 
 
@@ -30,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except (RuleError, UsageError, configuration.ConfigError, StateError, BackendError,
-            ControlError) as exc:
+            ControlError, PrivilegeError) as exc:
         print(f"syslogban: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -248,10 +249,16 @@ def _rules_show(args: argparse.Namespace) -> int:
 
 
 def _rules_check(args: argparse.Namespace) -> int:
+    from .signatures import risks
     loaded = load_rules(args.rules)
     failures = check_examples(loaded)
     examples = sum(len(s.examples) for s in loaded)
     for failure in failures:
         print(failure)
-    print(f"{len(loaded)} signatures, {examples} examples, {len(failures)} failed")
+    # Risky constructs (ReDoS) are warnings: they never change the exit status.
+    warnings = [f"{s.source}: {s.id}: warning: {risk}" for s in loaded for risk in risks(s)]
+    for warning in warnings:
+        print(warning)
+    print(f"{len(loaded)} signatures, {examples} examples, {len(failures)} failed, "
+          f"{len(warnings)} warnings")
     return 1 if failures else 0

@@ -242,6 +242,9 @@ OPTIONS: tuple[Option, ...] = (
            "wait for the disk on every commit: blocks survive a power loss, not only a "
            "crash of syslogban (costs a disk flush per batch)", metavar="BOOL"),
     Option("control", _text, "/run/syslogban/control.sock", "control socket", metavar="PATH"),
+    Option("user", _text, "",
+           "after start-up, run as this user keeping only CAP_NET_ADMIN (Linux; empty: stay)",
+           metavar="USER"),
     Option("control_group", _text, "", "group allowed to use the control socket (mode 0660)",
            metavar="GROUP"),
     # observability

@@ -45,6 +45,7 @@ from .framing import LineFramer
 from .matcher import Matcher
 from .notify import Notifier, NotifyConfig
 from .pipeline import Detection, Pipeline
+from .privileges import capabilities, drop_to
 from .record import FACILITIES, RecordParser
 from .scanner import Scanner
 from .signatures import Signature, load_rules, select
@@ -157,6 +158,8 @@ class Daemon:
         tasks = [asyncio.create_task(self._flusher()), asyncio.create_task(self._expirer()),
                  asyncio.create_task(self._housekeeping())]
         servers = await self._listen(config)
+        if config.user and not config.dry_run:
+            self._drop_privileges(config)
         if config.stdin:
             tasks.append(asyncio.create_task(self._read_stdin()))
         if config.omprog:
@@ -180,6 +183,14 @@ class Daemon:
                     "blocks removed" if config.flush_on_exit else "blocks kept in place",
                     self.engine.pipeline.counters.lines, self.blocker.tracked())
         return 0
+
+    def _drop_privileges(self, config: Config) -> None:
+        """The parser of attacker text runs without root from here on."""
+        state = Path(config.state)  # its directory stays the admin's (StateDirectory=)
+        files = [state, Path(f"{state}-wal"), Path(f"{state}-shm")]
+        drop_to(config.user, self.backend.name in ("nftables", "ipset"), files)
+        log.info("running as %s with capabilities %s", config.user,
+                 {k: hex(v) for k, v in capabilities().items()})
 
     async def _listen(self, config: Config) -> list[Any]:
         """Starts every --listen URL (or takes it from systemd's LISTEN_FDS)."""

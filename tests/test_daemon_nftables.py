@@ -67,3 +67,22 @@ def _quiet(func, *args):  # type: ignore[no-untyped-def]
         return func(*args)
     except subprocess.CalledProcessError:  # the table is not there (yet)
         return None
+
+
+def test_running_as_nobody_with_only_net_admin_still_blocks(
+        netns: str, tmp_path: Path, daemons: list[Daemon]) -> None:
+    """The process that parses attacker text holds no root and one capability."""
+    from syslogban.privileges import CAP_NET_ADMIN, capabilities
+    d = run_nft(netns, tmp_path, daemons, "--user", "nobody")
+    d.wait_for(lambda: "running as nobody" in d.log.read_text(), "the drop")
+    status = Path(f"/proc/{d.proc.pid}/status").read_text()
+    uids = [line.split()[1:] for line in status.splitlines() if line.startswith("Uid:")][0]
+    assert set(uids) == {"65534"}
+    caps = capabilities(d.proc.pid)
+    assert caps["CapEff"] == caps["CapPrm"] == caps["CapBnd"] == 1 << CAP_NET_ADMIN
+    assert caps["CapInh"] == caps["CapAmb"] == 0
+    d.send(attack_lines("192.0.2.1"))
+    d.wait_for(lambda: d.reported() == ["192.0.2.1"], "a block as nobody")
+    assert kernel_hosts(netns) == {"192.0.2.1"}
+    assert d.ctl("block", "198.51.100.7", "--for", "1h").returncode == 0
+    assert kernel_hosts(netns) == {"192.0.2.1", "198.51.100.7"}
