@@ -189,6 +189,17 @@ class Blocker:
         for block in blocks:
             self._activate(block)
 
+    def _prefix(self, address: str, ipv4: int, ipv6: int) -> str:
+        """The address's prefix, or the address alone when the prefix would also
+        cover an allow-listed network (a /16 around an attacker must not cut
+        off the relay next door)."""
+        prefix = prefix_of(address, ipv4, ipv6)
+        if prefix != address:
+            network = ipaddress.ip_network(prefix)
+            if any(network.overlaps(allowed) for allowed in self.config.allow):
+                return address
+        return prefix
+
     def allows(self, address: str) -> bool:
         """Whether the address is allow-listed (never blocked)."""
         return address in self._allow
@@ -203,7 +214,7 @@ class Blocker:
             self.counters.allowed += 1
             return None
         agg = self.config.aggregation
-        target = address if self._whole_hosts else prefix_of(address, agg.ipv4, agg.ipv6)
+        target = address if self._whole_hosts else self._prefix(address, agg.ipv4, agg.ipv6)
         key = target if agg.score_by_prefix else address
         if self.config.blacklist is not None:
             self._remember(key).lifetime += attack.danger
@@ -263,7 +274,7 @@ class Blocker:
         agg = self.config.aggregation
         if not agg.adaptive:
             return None
-        prefix = prefix_of(address, agg.adaptive_ipv4, agg.adaptive_ipv6)
+        prefix = self._prefix(address, agg.adaptive_ipv4, agg.adaptive_ipv6)
         if prefix == address:
             return None
         recent = [(t, host) for t, host in self._recent.get(prefix, ())

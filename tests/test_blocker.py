@@ -221,3 +221,41 @@ def test_history_restored_feeds_the_blacklist() -> None:
     b.restore([], {"192.0.2.1": History(blocks=3, lifetime=95)})
     block = b.observe(attack(), 0)
     assert block is not None and block.reason == "blacklist" and block.nth == 4
+
+
+# ------------------------------------------- allow-list guarantees, whatever arrives
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+RELAYS = (ipaddress.ip_network("198.51.100.0/24"), ipaddress.ip_network("2001:db8:aa::/48"))
+PROTECTED = st.one_of(
+    st.ip_addresses(network="127.0.0.0/8"), st.just(ipaddress.ip_address("::1")),
+    st.ip_addresses(network="198.51.100.0/24"), st.ip_addresses(network="2001:db8:aa::/48"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(protected=st.lists(PROTECTED, min_size=1, max_size=20),
+       others=st.lists(st.one_of(st.ip_addresses(v=4, network="203.0.113.0/24"),
+                                 st.ip_addresses(v=4, network="198.51.0.0/16"),
+                                 st.ip_addresses(v=6, network="2001:db8::/32")), max_size=20),
+       danger=st.integers(1, 1000), aggregate=st.sampled_from([32, 24, 16]),
+       adaptive=st.sampled_from([0, 2]))
+def test_allow_listed_addresses_are_never_blocked(protected: list, others: list, danger: int,
+                                                  aggregate: int, adaptive: int) -> None:
+    config = BlockerConfig(Policy(threshold=1), blacklist=1, allow=(*BlockerConfig().allow,
+                                                                     *RELAYS),
+                           aggregation=Aggregation(ipv4=aggregate, adaptive=adaptive))
+    b = Blocker(config)
+    blocks = []
+    for t, address in enumerate(protected * 3 + others):
+        text = str(address)
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            text = str(address.ipv4_mapped)
+        block = b.observe(attack(text, danger=danger), float(t))
+        if block is not None:
+            blocks.append(block)
+    for block in blocks:
+        network = ipaddress.ip_network(block.target)
+        assert not any(network.overlaps(n) for n in (*RELAYS, *BlockerConfig().allow)), block
+    assert b.counters.allowed >= len(protected) * 3  # others may fall in a relay network too
