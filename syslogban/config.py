@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import math
 import platform
 import socket
 import tomllib
@@ -46,24 +47,16 @@ def _int(minimum: int, maximum: int) -> Callable[[Any], int]:
     return parse
 
 
-def _number(value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError("must be a number") from None
-    if not number > 0:
-        raise ValueError("must be a number greater than 0")
-    return number
-
-
-def _seconds(value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError("must be a number of seconds") from None
-    if not 0 <= number <= 60:
-        raise ValueError("must be from 0 to 60 seconds")
-    return number
+def _float(minimum: float, maximum: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not minimum <= number <= maximum:  # also false for nan
+            raise ValueError(f"must be a number from {minimum:g} to {maximum:g}")
+        return number
+    return parse
 
 
 def _bool(value: Any) -> bool:
@@ -202,7 +195,7 @@ OPTIONS: tuple[Option, ...] = (
            "block after this many attacks instead of a score (0: use threshold)", metavar="N"),
     Option("window", _duration, 1800.0, "detection window", metavar="DURATION"),
     Option("block_time", _duration, 120.0, "first block time", metavar="DURATION"),
-    Option("multiplier", _number, 2.0, "block time factor for each earlier block",
+    Option("multiplier", _float(1, 1000), 2.0, "block time factor for each earlier block",
            metavar="X"),
     Option("max_block_time", _duration, 86400.0, "longest block (except the blacklist)",
            metavar="DURATION"),
@@ -233,7 +226,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("dry_run", _bool, False, "decide and log, but change no firewall and keep no state",
            flag="--dry-run", metavar="BOOL"),
     Option("flush_on_exit", _bool, False, "remove all blocks when stopping", metavar="BOOL"),
-    Option("batch_delay", _seconds, 0.0,
+    Option("batch_delay", _float(0, 60), 0.0,
            "seconds to wait before a batch leaves (0: as soon as the previous one is done)",
            metavar="SECONDS"),
     Option("state", _text, "/var/lib/syslogban/state.db", "state file (SQLite)",
