@@ -117,6 +117,9 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.control: ControlServer | None = None
         self._commit_lock = asyncio.Lock()
+        self.firewall = asyncio.Lock()  # one driver call at a time, from any task
+        self._committed: list[tuple[list[tuple[Block, list[str]]], list[Block]]] = []
+        self._closing = False
         self.inputs = InputCounters()
         self._gate = SenderGate(self._networks(config.listen_allow), config.listen_rate)
         self._inbox: list[bytes] = []
@@ -155,8 +158,8 @@ class Daemon:
         if config.control:
             self.control = ControlServer(config.control, self.handle, config.control_group)
             await self.control.start()
-        tasks = [asyncio.create_task(self._flusher()), asyncio.create_task(self._expirer()),
-                 asyncio.create_task(self._housekeeping())]
+        flusher = asyncio.create_task(self._flusher())
+        tasks = [asyncio.create_task(self._expirer()), asyncio.create_task(self._housekeeping())]
         servers = await self._listen(config)
         if config.user and not config.dry_run:
             self._drop_privileges(config)
@@ -171,6 +174,11 @@ class Daemon:
         for server in servers:
             server.close()
         self._drain()
+        # The flusher is never cancelled in the middle of a batch (the batch
+        # would be lost, and the state closed under a commit): it ends after it.
+        self._closing = True
+        self.wakeup.set()
+        await flusher
         await self._flush()
         if self.notifier is not None:
             await asyncio.gather(*self.notifications, return_exceptions=True)
@@ -198,39 +206,46 @@ class Daemon:
         servers: list[Any] = []
         for url in config.listen:
             kind, where = url.split("://", 1)
+            host, _, port = where.rpartition(":")
+            host = host.strip("[]")
             if kind == "unix":
                 self._udp.append(await listen_unix(
                     where, self.receive, config.udp_buffer, int(config.unix_mode, 8),
                     config.unix_group, activated))
-                continue
-            host, _, port = where.rpartition(":")
-            host = host.strip("[]")
-            if kind == "udp":
+            elif kind == "udp":
                 self._udp.append(await listen_udp(host, int(port), self.receive,
                                                   config.udp_buffer, activated))
             else:
                 servers.append(await listen_tcp(
-                    host, int(port), self.receive, config.max_record_size,
+                    host, int(port), self.receive_stream, config.max_record_size,
                     config.tcp_max_connections, config.tcp_idle, self.inputs, activated))
             log.info("listening on %s", url)
         for sock in activated:
             log.warning("systemd passed a socket no --listen names: %s", sock.getsockname())
         return servers
 
-    def receive(self, records: list[bytes], sender: str) -> None:
-        """Records from a listener: the sender's allow-list and rate, then the inbox."""
+    def receive(self, records: list[bytes], sender: str, paced: bool = False) -> None:
+        """Records from a listener: the sender's allow-list and rate, then the inbox.
+
+        The rate applies to datagrams; a TCP sender is paced by TCP itself (the
+        loop reads each connection in turn), and local senders are the host's.
+        """
         self.inputs.received += len(records)
         if sender != "local":
             if not self._gate.allowed(sender):
                 self.inputs.refused_sender += len(records)
                 return
-            passed = self._gate.take(sender, time.monotonic(), len(records))
+            passed = len(records) if paced else self._gate.take(sender, time.monotonic(),
+                                                                len(records))
             if passed < len(records):
                 self.inputs.rate_limited += len(records) - passed
                 records = records[:passed]
         if not self._inbox:  # one drain per turn of the loop, however many arrive
             asyncio.get_running_loop().call_soon(self._drain)
         self._inbox.extend(records)
+
+    def receive_stream(self, records: list[bytes], sender: str) -> None:
+        self.receive(records, sender, paced=True)
 
     def _drain(self) -> None:
         """The inbox as one chunk for the scanner: a record per line.
@@ -328,9 +343,9 @@ class Daemon:
         """A batch leaves as soon as the previous one is done: decisions made while
         one is applied make the next batch, so batches grow with the load and a
         lone block waits for nothing (batch_delay can add a wait)."""
-        while True:
+        while not self._closing:
             await self.wakeup.wait()
-            if self.engine.config.batch_delay:
+            if self.engine.config.batch_delay and not self._closing:
                 await asyncio.sleep(self.engine.config.batch_delay)
             self.wakeup.clear()
             await self._flush()
@@ -341,29 +356,37 @@ class Daemon:
         Returns whether the commit succeeded. When this returns, every decision
         made before the call is committed (the lock orders concurrent flushes),
         which is what omprog's confirmations wait for; they need not wait for
-        the firewall, whose failures are retried apart.
+        the firewall: committed batches wait in a queue that one batch at a
+        time leaves, under the firewall lock (a driver is never called twice
+        at once: libnftables aborts when it is).
         """
+        committed = True
         async with self._commit_lock:
             blocks, self.pending = self.pending, []
             unblocks, self.unpending = self.unpending, []
-            if not blocks and not unblocks:
-                return True
-            history = {b.target: self.blocker.history[b.target] for b, _ in blocks}
-            committed = True
-            try:  # in a thread: a durable commit waits for the disk, the loop must not
-                await asyncio.to_thread(self._commit, blocks, history, unblocks)
-            except StateError as exc:
-                committed = False
-                self.counters.state_errors += 1
-                log.error("%s; protection goes on from memory", exc)
-        applying = self._apply_and_report(blocks, unblocks)
+            if blocks or unblocks:
+                history = {b.target: self.blocker.history[b.target] for b, _ in blocks}
+                try:  # in a thread: a durable commit waits for the disk, the loop must not
+                    await asyncio.to_thread(self._commit, blocks, history, unblocks)
+                except StateError as exc:
+                    committed = False
+                    self.counters.state_errors += 1
+                    log.error("%s; protection goes on from memory", exc)
+                self._committed.append((blocks, unblocks))
         if wait_for_firewall:
-            await applying
-        else:
-            task = asyncio.create_task(applying)
-            self.notifications.add(task)
-            task.add_done_callback(self.notifications.discard)
+            await self._apply_committed()
+        elif self._committed:
+            self.wakeup.set()  # the flusher takes them to the firewall
         return committed
+
+    async def _apply_committed(self) -> None:
+        """Every committed batch waiting, as one firewall batch."""
+        async with self.firewall:
+            queued, self._committed = self._committed, []
+            blocks = [b for batch, _ in queued for b in batch]
+            unblocks = [b for _, batch in queued for b in batch]
+            if blocks or unblocks:
+                await self._apply_and_report(blocks, unblocks)
 
     async def _apply_and_report(self, blocks: list[tuple[Block, list[str]]],
                                 unblocks: list[Block]) -> None:
@@ -428,6 +451,10 @@ class Daemon:
         whatever the cause, one sync makes them equal again. Blocks about to
         end are left out of the comparison (the kernel may end them first).
         """
+        async with self.firewall:
+            return await self._check_firewall()
+
+    async def _check_firewall(self) -> bool:
         now = time.time()
         try:
             held = set(await asyncio.to_thread(self.backend.list))
@@ -499,7 +526,10 @@ class Daemon:
         fresh.restore(self.blocker.active.values(), self.blocker.history)
         fresh.counters = self.blocker.counters
         self.blocker = fresh
-        self.backend.sync({t: b.until for t, b in self.blocker.active.items()}, time.time())
+        async with self.firewall:
+            await asyncio.to_thread(self.backend.sync,
+                                    {t: b.until for t, b in self.blocker.active.items()},
+                                    time.time())
         log.info("reloaded: %d signatures, %d allow-list entries",
                  len(engine.signatures), len(engine.allow))
         return {"ok": True, "signatures": len(engine.signatures)}

@@ -100,15 +100,24 @@ class SenderGate:
     refused until its bucket refills, so one noisy host cannot starve others.
     """
 
-    __slots__ = ("allow", "rate", "_buckets")
+    __slots__ = ("allow", "rate", "_buckets", "_known")
 
     def __init__(self, allow: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network],
                  rate: float) -> None:
         self.allow = tuple(allow)
         self.rate = rate
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._known: dict[str, bool] = {}  # senders are few: decide each once
 
     def allowed(self, sender: str) -> bool:
+        known = self._known.get(sender)
+        if known is None:
+            known = self._decide(sender)
+            if len(self._known) < 65536:
+                self._known[sender] = known
+        return known
+
+    def _decide(self, sender: str) -> bool:
         try:
             address = ipaddress.ip_address(sender.split("%", 1)[0])
         except ValueError:
@@ -131,13 +140,34 @@ class SenderGate:
 Records = Callable[[list[bytes]], None]
 
 
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, deliver: Callable[[list[bytes], str], None]) -> None:
-        self.deliver = deliver
+DATAGRAMS_PER_WAKEUP = 1024
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
+
+def _read_datagrams(sock: socket.socket, deliver: Callable[[list[bytes], str], None]) -> None:
+    """Everything the socket holds (up to a bound), grouped by sender, in one go.
+
+    One callback per datagram (asyncio's datagram protocol) tops out near
+    20,000 a second here; reading on in one wake-up is what keeps up.
+    """
+    batches: dict[str, list[bytes]] = {}
+    for _ in range(DATAGRAMS_PER_WAKEUP):
+        try:
+            data, addr = sock.recvfrom(65535)
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            break  # e.g. ICMP errors surfacing on the socket: the next read goes on
         sender = addr[0] if isinstance(addr, tuple) else "local"
-        self.deliver([data], sender)
+        batches.setdefault(sender, []).append(data)
+    for sender, records in batches.items():
+        deliver(records, sender)
+
+
+def _watch(sock: socket.socket, deliver: Callable[[list[bytes], str], None],
+           buffer: int) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
+    sock.setblocking(False)
+    asyncio.get_running_loop().add_reader(sock.fileno(), _read_datagrams, sock, deliver)
 
 
 def _bind_activated(family: int, kind: int, address: Any,
@@ -160,21 +190,18 @@ def activated_sockets(environ: Mapping[str, str] = os.environ) -> list[socket.so
 
 async def listen_udp(host: str, port: int, deliver: Callable[[list[bytes], str], None],
                      buffer: int, activated: list[socket.socket]) -> socket.socket:
-    loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     address = (host, port) if family == socket.AF_INET else (host, port, 0, 0)
     sock = _bind_activated(family, socket.SOCK_DGRAM, address, activated)
     if sock is None:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         sock.bind((host, port))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
-    await loop.create_datagram_endpoint(lambda: _Datagrams(deliver), sock=sock)
+    _watch(sock, deliver, buffer)
     return sock
 
 
 async def listen_unix(path: str, deliver: Callable[[list[bytes], str], None], buffer: int,
                       mode: int, group: str, activated: list[socket.socket]) -> socket.socket:
-    loop = asyncio.get_running_loop()
     sock = _bind_activated(socket.AF_UNIX, socket.SOCK_DGRAM, path, activated)
     if sock is None:
         _replace_stale_socket(path)
@@ -188,8 +215,7 @@ async def listen_unix(path: str, deliver: Callable[[list[bytes], str], None], bu
         if group:
             os.chown(path, -1, grp.getgrnam(group).gr_gid)
         os.chmod(path, mode)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
-    await loop.create_datagram_endpoint(lambda: _Datagrams(deliver), sock=sock)
+    _watch(sock, deliver, buffer)
     return sock
 
 

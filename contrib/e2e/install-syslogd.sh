@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Installs the two syslog daemons that tests/test_syslogd_e2e.py runs as
+# private instances (own configuration, sockets and ports; never /dev/log,
+# never port 514, never the system configuration):
+#
+# * rsyslog, the Debian package. Its service is never started: the package's
+#   maintainer scripts are told not to start it (policy-rc.d), and the tests
+#   run their own rsyslogd with -f and -i.
+# * syslog-ng, unpacked into a private directory, because the Debian package
+#   syslog-ng-core conflicts with rsyslog: only its libraries are installed
+#   with apt (they conflict with nothing), the .deb itself is extracted with
+#   dpkg-deb into $SYSLOGBAN_E2E_DIR/syslog-ng (default
+#   ~/.cache/syslogban-e2e/syslog-ng) and run from there with --module-path.
+#
+# Idempotent: a second run only checks. Prints what it does. Debian (apt) and
+# root (or sudo) only; anything else is told why and exits 1, and the tests
+# then skip, saying why.
+set -euo pipefail
+
+e2e_dir=${SYSLOGBAN_E2E_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/syslogban-e2e}
+syslog_ng_root=$e2e_dir/syslog-ng
+
+say() { echo "install-syslogd: $*" >&2; }
+
+if ! command -v apt-get >/dev/null || ! command -v dpkg-deb >/dev/null; then
+    say "needs Debian's apt-get and dpkg-deb"; exit 1
+fi
+if [[ $(id -u) -eq 0 ]]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
+    say "needs root or sudo to install packages"; exit 1
+fi
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
+
+apt_install() {
+    # No service may start while packages are installed (no system syslog
+    # daemon is wanted here): policy-rc.d answers 101 ("not allowed") to
+    # invoke-rc.d. An existing policy-rc.d is left as it is.
+    local policy=/usr/sbin/policy-rc.d made_policy=""
+    if [[ ! -e $policy ]]; then
+        say "forbidding service starts during the install ($policy)"
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+        made_policy=1
+    fi
+    say "apt-get install $*"
+    local status=0
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "$@" >/dev/null || status=$?
+    if [[ -n $made_policy ]]; then "${sudo[@]}" rm -f "$policy"; fi
+    return "$status"
+}
+
+updated=""
+apt_update() {
+    if [[ -z $updated ]]; then
+        say "apt-get update"
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || true
+        updated=1
+    fi
+}
+
+# --- rsyslog ---------------------------------------------------------------
+if installed rsyslog; then
+    say "rsyslog: installed ($(dpkg-query -W -f='${Version}' rsyslog))"
+else
+    apt_update
+    apt_install rsyslog
+fi
+# The package's service must neither run nor start at boot: the tests start
+# their own instances. Its maintainer scripts enable it; that is undone here
+# (systemctl edits the links even where systemd is not running).
+if command -v systemctl >/dev/null; then
+    if [[ $(systemctl is-enabled rsyslog.service 2>/dev/null) == enabled ]]; then
+        say "rsyslog: disabling the system service"
+        "${sudo[@]}" systemctl disable rsyslog.service >/dev/null 2>&1 || true
+    fi
+    if [[ -d /run/systemd/system ]] && systemctl is-active --quiet rsyslog.service syslog.socket; then
+        say "rsyslog: stopping the system service"
+        "${sudo[@]}" systemctl stop rsyslog.service syslog.socket >/dev/null 2>&1 || true
+    fi
+fi
+# --- syslog-ng, unpacked privately ------------------------------------------
+if [[ -x $syslog_ng_root/usr/sbin/syslog-ng ]]; then
+    say "syslog-ng: unpacked in $syslog_ng_root"
+else
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    chmod 755 "$work"  # apt downloads as the user _apt
+    apt_update
+    say "apt-get download syslog-ng-core (into $work)"
+    (cd "$work" && apt-get download -qq syslog-ng-core >/dev/null)
+    deb=$(ls "$work"/syslog-ng-core_*.deb)
+    # Its library dependencies: the first of each set of alternatives,
+    # without version constraints; only the missing ones are installed.
+    missing=()
+    while read -r package; do
+        [[ -n $package ]] && ! installed "$package" && missing+=("$package")
+    done < <(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed -E 's/\|.*//; s/\(.*\)//; s/[[:space:]]//g')
+    if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+    say "dpkg-deb -x $(basename "$deb") $syslog_ng_root"
+    mkdir -p "$syslog_ng_root.new"
+    dpkg-deb -x "$deb" "$syslog_ng_root.new"
+    rm -rf "$syslog_ng_root"
+    mv "$syslog_ng_root.new" "$syslog_ng_root"
+fi
+# The binary looks for its own libraries and modules under /usr/lib: a
+# wrapper points it at the private copy. Tests and people run the wrapper.
+libdir=$syslog_ng_root/usr/lib/syslog-ng
+module_path=$(dirname "$(find "$libdir" -name 'libafprog.so' -print -quit)")
+wrapper=$e2e_dir/bin/syslog-ng
+mkdir -p "$e2e_dir/bin"
+cat >"$wrapper.new" <<WRAPPER
+#!/bin/sh
+# Runs the privately unpacked syslog-ng (made by contrib/e2e/install-syslogd.sh).
+LD_LIBRARY_PATH="$libdir\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" exec "$syslog_ng_root/usr/sbin/syslog-ng" --module-path "$module_path" "\$@"
+WRAPPER
+chmod 755 "$wrapper.new"
+mv "$wrapper.new" "$wrapper"
+if ! version=$("$wrapper" --version 2>&1 | head -1); then
+    say "syslog-ng in $syslog_ng_root does not run: $version"; exit 1
+fi
+say "syslog-ng: $version"
+say "syslog-ng: run it as $wrapper"
