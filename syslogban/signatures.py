@@ -230,7 +230,7 @@ def compile_pattern(pattern: str, binds: bool = False,
         expanded = expanded.replace(name, regex)
     try:
         compiled = re.compile(expanded)
-    except re.error as exc:
+    except (re.error, OverflowError, RecursionError) as exc:  # huge bounds, deep nesting
         raise RuleError(f"bad regular expression: {exc}") from None
     caseless = bool(compiled.flags & re.IGNORECASE)
     parsed = sre_parse.parse(expanded)
@@ -384,3 +384,268 @@ def select(signatures: Sequence[Signature], enable: Iterable[str] = (),
 
 def _names(keys: Iterable[str]) -> str:
     return ", ".join(f"'{k}'" for k in sorted(keys))
+
+
+# Risky constructs: what `syslogban rules check` warns about.
+#
+# A pattern runs on text that an attacker partly writes, once per candidate
+# record, so a pattern whose matching time grows faster than the record (ReDoS)
+# lets one client stall the whole pipeline. Python's re backtracks; these are
+# the shapes that make it backtrack badly. They are warnings, not errors: each
+# is sometimes harmless, and tests/test_redos.py times the bundled rules on
+# adversarial input.
+
+HUGE_REPEAT = 10_000      # a bound above this: far beyond a record (8 KiB by default)
+BOUNDING_LITERAL = 3      # a fixed text this long after `.*` limits its backtracking
+_REPEATS = (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT)  # possessive ones never backtrack
+_PLACEHOLDER_GROUPS = {"addr": "<ADDR>", "port": "<PORT>", "user": "<USER>", "id": "<ID>"}
+
+
+def risks(signature: Signature) -> list[str]:
+    """Warnings about constructs of the signature's pattern that can backtrack badly.
+
+    * nested quantifiers: a repeat whose body holds an unbounded repeat, like
+      `(a+)+` or `(\\w+\\s?)*`: on a near miss the engine tries every way of
+      splitting the text between the two, exponentially many;
+    * unanchored .* before <ADDR>: an unbounded repeat of a broad class (`.`,
+      a negated class such as `\\S` or `[^,]`, a tempered `(?:(?!x).)`) in the
+      pattern's top-level sequence before <ADDR>, not followed by a fixed text
+      of at least BOUNDING_LITERAL characters (after at most single
+      characters) that pins where it may stop: every backtracking step tries
+      <ADDR> and what follows again;
+    * huge bounds: a repeat bound above HUGE_REPEAT, far beyond any record.
+
+    Pure: it looks at the parsed pattern only, and never runs it.
+    """
+    parsed = sre_parse.parse(signature.regex.pattern, signature.regex.flags)
+    names = {number: _PLACEHOLDER_GROUPS.get(name, name)
+             for name, number in signature.regex.groupindex.items()}
+    found: list[str] = []
+    _nested_repeats(parsed, names, found)
+    addr = signature.regex.groupindex.get("addr")
+    if addr is not None:
+        _broad_before_addr(parsed, addr, names, found)
+    _huge_bounds(parsed, names, found)
+    return list(dict.fromkeys(found))  # each construct once, by kind
+
+
+def _children(op: Any, arg: Any) -> list[Any]:
+    """The sub-sequences of one parse-tree node."""
+    if op is sre_parse.SUBPATTERN:
+        return [arg[3]]
+    if op in (*_REPEATS, sre_parse.POSSESSIVE_REPEAT):
+        return [arg[2]]
+    if op is sre_parse.BRANCH:
+        return list(arg[1])
+    if op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
+        return [arg[1]]
+    if op is sre_parse.ATOMIC_GROUP:
+        return [arg]
+    if op is sre_parse.GROUPREF_EXISTS:
+        return [arg[1]] + ([arg[2]] if arg[2] is not None else [])
+    return []
+
+
+def _has_unbounded_repeat(items: Any) -> bool:
+    """Whether a backtracking repeat without upper bound occurs anywhere in `items`."""
+    for op, arg in items:
+        if op in _REPEATS and arg[1] == sre_parse.MAXREPEAT:
+            return True
+        if op is not sre_parse.ATOMIC_GROUP and any(
+                _has_unbounded_repeat(child) for child in _children(op, arg)):
+            return True
+    return False
+
+
+def _nested_repeats(items: Any, names: dict[int, str], found: list[str]) -> None:
+    for op, arg in items:
+        if op in _REPEATS and arg[1] > 1 and _has_unbounded_repeat(arg[2]):
+            found.append(f"nested quantifiers: {_show([(op, arg)], names)} repeats a "
+                         "group holding an unbounded repeat; on a near miss the engine "
+                         "tries every way of splitting the text between them "
+                         "(catastrophic backtracking)")
+            continue  # the inner repeats are part of this one warning
+        if op is not sre_parse.ATOMIC_GROUP:  # an atomic group never backtracks into itself
+            for child in _children(op, arg):
+                _nested_repeats(child, names, found)
+
+
+def _huge_bounds(items: Any, names: dict[int, str], found: list[str]) -> None:
+    for op, arg in items:
+        if op in (*_REPEATS, sre_parse.POSSESSIVE_REPEAT):
+            low, high = arg[0], arg[1]
+            if low > HUGE_REPEAT or (high != sre_parse.MAXREPEAT and high > HUGE_REPEAT):
+                found.append(f"huge repeat bound: {_show([(op, arg)], names)} has a bound "
+                             f"above {HUGE_REPEAT}, far beyond any record; use a bound "
+                             "a record can reach")
+        for child in _children(op, arg):
+            _huge_bounds(child, names, found)
+
+
+def _is_broad(items: Any) -> bool:
+    """Whether `items` is one character class that accepts almost anything:
+    `.`, `[^...]`, `\\S`, `\\D`, `\\W` (a whole field and its delimiters), also
+    in a group or tempered by a lookahead like `(?:(?!, ).)`."""
+    items = [(op, arg) for op, arg in items
+             if op not in (sre_parse.AT, sre_parse.ASSERT, sre_parse.ASSERT_NOT)]
+    if len(items) != 1:
+        return False
+    op, arg = items[0]
+    if op is sre_parse.SUBPATTERN:
+        return _is_broad(arg[3])
+    if op in (sre_parse.ANY, sre_parse.NOT_LITERAL):
+        return True
+    if op is sre_parse.IN:
+        return any(o is sre_parse.NEGATE
+                   or (o is sre_parse.CATEGORY and a in (sre_parse.CATEGORY_NOT_SPACE,
+                                                          sre_parse.CATEGORY_NOT_DIGIT,
+                                                          sre_parse.CATEGORY_NOT_WORD))
+                   for o, a in arg)
+    return False
+
+
+def _top_level(items: Any, addr: int, optional: bool = False) -> list[tuple[Any, Any, bool]]:
+    """The pattern's top-level sequence up to <ADDR> as (op, arg, optional).
+
+    Groups are opened (their items are in sequence) and so are optional parts
+    `(...)?`, whose items are marked optional; the sequence ends at <ADDR>,
+    which is the last item.
+    """
+    out: list[tuple[Any, Any, bool]] = []
+    for op, arg in items:
+        if op is sre_parse.SUBPATTERN and arg[0] != addr:
+            out.extend(_top_level(arg[3], addr, optional))
+        elif op in _REPEATS and (arg[0], arg[1]) == (0, 1):
+            out.extend(_top_level(arg[2], addr, True))
+        else:
+            out.append((op, arg, optional))
+        if out and out[-1][0] is sre_parse.SUBPATTERN and out[-1][1][0] == addr:
+            break
+    return out
+
+
+def _broad_before_addr(parsed: Any, addr: int, names: dict[int, str],
+                       found: list[str]) -> None:
+    items = _top_level(parsed, addr)
+    if not items or items[-1][0] is not sre_parse.SUBPATTERN or items[-1][1][0] != addr:
+        return  # <ADDR> is inside an alternative or a repeat: no top-level sequence
+    for index, (op, arg, _) in enumerate(items):
+        if (op in _REPEATS and arg[1] == sre_parse.MAXREPEAT and _is_broad(arg[2])
+                and not _bounded_after(items[index + 1:])):
+            found.append(f"unanchored .* before <ADDR>: {_show([(op, arg)], names)} is not "
+                         f"followed by a fixed text of at least {BOUNDING_LITERAL} "
+                         "characters, so on a near miss it backtracks over the rest of "
+                         "the record, trying <ADDR> and all that follows at every step")
+
+
+def _bounded_after(items: list[tuple[Any, Any, bool]]) -> bool:
+    """Whether a fixed text of BOUNDING_LITERAL characters follows, after at
+    most single characters (zero-width assertions do not count)."""
+    run = 0
+    for op, arg, optional in items:
+        if op in (sre_parse.AT, sre_parse.ASSERT, sre_parse.ASSERT_NOT):
+            continue
+        if op is sre_parse.LITERAL and not optional:
+            run += 1
+            if run >= BOUNDING_LITERAL:
+                return True
+            continue
+        if op not in (sre_parse.LITERAL, sre_parse.NOT_LITERAL, sre_parse.ANY, sre_parse.IN):
+            return False
+        run = 0  # a single character: the fixed text may still follow
+    return False
+
+
+# Rendering parse trees back into (roughly) the pattern, for warnings.
+
+_SPECIAL = set(".^$*+?{}[]\\|()")
+_CATEGORY_TEXT = {
+    sre_parse.CATEGORY_DIGIT: r"\d", sre_parse.CATEGORY_NOT_DIGIT: r"\D",
+    sre_parse.CATEGORY_SPACE: r"\s", sre_parse.CATEGORY_NOT_SPACE: r"\S",
+    sre_parse.CATEGORY_WORD: r"\w", sre_parse.CATEGORY_NOT_WORD: r"\W",
+}
+_AT_TEXT = {
+    sre_parse.AT_BEGINNING: "^", sre_parse.AT_END: "$", sre_parse.AT_BOUNDARY: r"\b",
+    sre_parse.AT_NON_BOUNDARY: r"\B", sre_parse.AT_BEGINNING_STRING: r"\A",
+    sre_parse.AT_END_STRING: r"\Z",
+}
+_SHOW_LIMIT = 60
+
+
+def _show(items: Any, names: dict[int, str]) -> str:
+    """`items` as pattern text, placeholders by name, cut to _SHOW_LIMIT characters."""
+    text = _render(items, names)
+    return f"'{text}'" if len(text) <= _SHOW_LIMIT else f"'{text[:_SHOW_LIMIT - 3]}...'"
+
+
+def _char(code: int, in_class: bool = False) -> str:
+    ch = chr(code)
+    if ch in _SPECIAL or (in_class and ch in "^-"):
+        return "\\" + ch
+    return ch if ch.isprintable() else f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}"
+
+
+def _render(items: Any, names: dict[int, str]) -> str:
+    out = []
+    for op, arg in items:
+        if op is sre_parse.LITERAL:
+            out.append(_char(arg))
+        elif op is sre_parse.NOT_LITERAL:
+            out.append(f"[^{_char(arg, True)}]")
+        elif op is sre_parse.ANY:
+            out.append(".")
+        elif op is sre_parse.IN:
+            out.append(_render_class(arg))
+        elif op in (*_REPEATS, sre_parse.POSSESSIVE_REPEAT):
+            low, high, body = arg
+            inner = _render(body, names)
+            if len(body) != 1 or body[0][0] in (sre_parse.BRANCH,):
+                inner = f"(?:{inner})"
+            quantifier = {(0, sre_parse.MAXREPEAT): "*", (1, sre_parse.MAXREPEAT): "+",
+                          (0, 1): "?"}.get((low, high))
+            if quantifier is None:
+                quantifier = ("{%d}" % low if low == high else "{%d,}" % low
+                              if high == sre_parse.MAXREPEAT else "{%d,%d}" % (low, high))
+            suffix = ("?" if op is sre_parse.MIN_REPEAT
+                      else "+" if op is sre_parse.POSSESSIVE_REPEAT else "")
+            out.append(inner + quantifier + suffix)
+        elif op is sre_parse.SUBPATTERN:
+            group, body = arg[0], arg[3]
+            if group in names and names[group].startswith("<"):
+                out.append(names[group])
+            elif group is not None:
+                name = names.get(group)
+                out.append(f"(?P<{name}>" if name else "(")
+                out.append(_render(body, names) + ")")
+            else:
+                out.append(f"(?:{_render(body, names)})")
+        elif op is sre_parse.BRANCH:
+            out.append("|".join(_render(branch, names) for branch in arg[1]))
+        elif op is sre_parse.AT:
+            out.append(_AT_TEXT.get(arg, ""))
+        elif op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
+            kind = ("=" if op is sre_parse.ASSERT else "!")
+            out.append(f"(?{'<' if arg[0] < 0 else ''}{kind}{_render(arg[1], names)})")
+        elif op is sre_parse.ATOMIC_GROUP:
+            out.append(f"(?>{_render(arg, names)})")
+        elif op is sre_parse.GROUPREF:
+            out.append(f"(?P={names[arg]})" if arg in names else f"\\{arg}")
+        else:
+            out.append("...")
+    return "".join(out)
+
+
+def _render_class(items: Any) -> str:
+    if len(items) == 1 and items[0][0] is sre_parse.CATEGORY:
+        return _CATEGORY_TEXT.get(items[0][1], "[...]")
+    parts = []
+    for op, arg in items:
+        if op is sre_parse.NEGATE:
+            parts.append("^")
+        elif op is sre_parse.LITERAL:
+            parts.append(_char(arg, True))
+        elif op is sre_parse.RANGE:
+            parts.append(f"{_char(arg[0], True)}-{_char(arg[1], True)}")
+        elif op is sre_parse.CATEGORY:
+            parts.append(_CATEGORY_TEXT.get(arg, ""))
+    return f"[{''.join(parts)}]"
