@@ -17,10 +17,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+from ..errors import SyslogbanError
+
 PERMANENT = math.inf
 
 
-class BackendError(Exception):
+class BackendError(SyslogbanError):
     """The firewall refused or could not be reached; the message says which."""
 
 

@@ -10,18 +10,15 @@ from pathlib import Path
 
 from . import __version__
 from . import config as configuration
-from .backends import BackendError
 from .check import DEFAULT_SESSIONS, check_path, default_processes, report
-from .control import ControlError, request
 from .durations import format_duration
+from .errors import SyslogbanError
 from .examples import check_examples
 from .record import DEFAULT_MAX_SIZE
-from .signatures import RuleError, Signature, load_rules, make_signature, select
-from .privileges import PrivilegeError
-from .state import StateError
+from .signatures import Signature, load_rules, make_signature, select
 
 
-class UsageError(Exception):
+class UsageError(SyslogbanError):
     """A mistake on the command line, reported without a traceback."""
 
 
@@ -30,8 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (RuleError, UsageError, configuration.ConfigError, StateError, BackendError,
-            ControlError, PrivilegeError) as exc:
+    except SyslogbanError as exc:
         print(f"syslogban: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
@@ -136,6 +132,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _control_command(args: argparse.Namespace) -> int:
+    from .control import request  # the daemon's modules only for the daemon's commands
     path = args.control or configuration.load(args.config).control
     command: dict[str, object] = {"command": args.command}
     if args.command in ("block", "unblock", "why"):

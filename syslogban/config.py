@@ -27,13 +27,13 @@ from typing import Any
 from .blocker import LOOPBACK, Aggregation, BlockerConfig, Network, Policy
 from .correlation import DEFAULT_SIZE, DEFAULT_TTL
 from .durations import PERMANENT, parse_duration
-from .notify import NotifyConfig
+from .errors import SyslogbanError
 from .record import DEFAULT_MAX_SIZE, FACILITIES
 
 log = logging.getLogger("syslogban.config")
 
 
-class ConfigError(Exception):
+class ConfigError(SyslogbanError):
     """A configuration that cannot be used, with the key and the reason."""
 
 
@@ -353,6 +353,7 @@ def load(path: str | None, flags: argparse.Namespace | None = None) -> Config:
             backend_options[key] = value
     if values["stdin"] and values["omprog"]:
         raise ConfigError(f"{where}: stdin and omprog both read standard input: choose one")
+    from .notify import NotifyConfig  # here: check and rules never pay for mail modules
     try:  # checked here, so that a bad [notify] is a configuration error like any other
         NotifyConfig.from_mapping(notify)
     except ValueError as exc:

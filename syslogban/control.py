@@ -21,6 +21,8 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from .errors import SyslogbanError
+
 log = logging.getLogger("syslogban.control")
 
 MAX_REQUEST = 64 * 1024
@@ -30,7 +32,7 @@ TIMEOUT = 10.0
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-class ControlError(Exception):
+class ControlError(SyslogbanError):
     """The daemon cannot be reached, or answered with an error."""
 
 

@@ -23,6 +23,8 @@ import os
 import pwd
 from pathlib import Path
 
+from .errors import SyslogbanError
+
 CAP_NET_ADMIN = 12
 _CAP_LAST = 63
 _PR_CAPBSET_DROP = 24
@@ -31,7 +33,7 @@ _PR_SET_NO_NEW_PRIVS = 38
 _CAPABILITY_VERSION_3 = 0x20080522
 
 
-class PrivilegeError(Exception):
+class PrivilegeError(SyslogbanError):
     """The privileges could not be dropped; the daemon must not go on as root."""
 
 

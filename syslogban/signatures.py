@@ -28,6 +28,7 @@ from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any
 
 from .address import normalize_address
+from .errors import SyslogbanError
 
 DEFAULT_DANGER = 10
 MIN_LITERAL = 4
@@ -48,7 +49,7 @@ SESSION_KINDS = ("id", "pid")  # the session is <ID> in the pattern, or the reco
 _EXAMPLE_KEYS = {"line", "address", "context"}
 
 
-class RuleError(Exception):
+class RuleError(SyslogbanError):
     """A rule file that cannot be used, with where and why."""
 
 

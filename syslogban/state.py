@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from .blocker import Block, History
+from .errors import SyslogbanError
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: active blocks, and the history of everything ever blocked or scored
@@ -46,7 +47,7 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
-class StateError(Exception):
+class StateError(SyslogbanError):
     """The state file cannot be read or written; the message says which and why."""
 
 
