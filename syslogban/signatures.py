@@ -543,7 +543,7 @@ def _bounded_after(items: list[tuple[Any, Any, bool]]) -> bool:
     """Whether a fixed text of BOUNDING_LITERAL characters follows, after at
     most single characters (zero-width assertions do not count)."""
     run = 0
-    for op, arg, optional in items:
+    for op, _arg, optional in items:
         if op in (sre_parse.AT, sre_parse.ASSERT, sre_parse.ASSERT_NOT):
             continue
         if op is sre_parse.LITERAL and not optional:

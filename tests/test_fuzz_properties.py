@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from conftest import DEMO_RULES
 from syslogban.record import Malformed, RecordParser
 from syslogban.signatures import (
-    PLACEHOLDERS, RuleError, Signature, load_rules, make_signature, parse_rules, risks)
+    RuleError, Signature, load_rules, make_signature, parse_rules, risks)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fuzz"))
 import fuzz_pipeline  # noqa: E402  (the fuzz target: importable without atheris)

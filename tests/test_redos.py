@@ -223,7 +223,7 @@ def adversarial(signature: Signature) -> Iterator[tuple[str, str]]:
     parsed = sre_parse.parse(signature.regex.pattern, signature.regex.flags)
     kinds = Kinds(parsed)
     sampler = Sampler(parsed, kinds)
-    for before, (op, arg) in sampler.contexts:
+    for before, (_op, arg) in sampler.contexts:
         body = arg[2]
         accepted = kinds.accepted_by(body)
         rejected = [ch for ch in kinds.representatives if ch not in accepted][:3]
