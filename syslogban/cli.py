@@ -171,8 +171,9 @@ def _print_status(answer: dict[str, object]) -> None:
           f"rejected {c['records_rejected'] or 0}, filtered {c['records_filtered']}")
     print(f"attacks   {c['attacks'] or 0}")
     print(f"blocks    {c['blocks_active']} active, blocker {c['blocker']}")
-    print(f"firewall  {c['batches']} batches, {c['backend_errors']} errors; "
-          f"state errors {c['state_errors']}")
+    print(f"firewall  {c['batches']} batches, {c['backend_errors']} errors, "
+          f"{c['repairs']} repairs; state errors {c['state_errors']}")
+    print(f"inputs    {c['inputs']}")
     print("rule files " + ", ".join(answer["rule_files"]))  # type: ignore[arg-type]
     print("allow      " + ", ".join(answer["allow"]))  # type: ignore[arg-type]
     print("config    " + json.dumps(cfg))
