@@ -37,7 +37,7 @@ from typing import Any
 import pytest
 
 from syslogban.record import DEFAULT_MAX_SIZE, Malformed, RecordParser
-from syslogban.signatures import Signature, load_rules, make_signature
+from syslogban.signatures import Signature, _children, load_rules, make_signature
 
 BUDGET = 0.005               # seconds per record of DEFAULT_MAX_SIZE bytes
 LIMIT = DEFAULT_MAX_SIZE     # a message is at most the record, in UTF-8 bytes
@@ -108,22 +108,6 @@ def _atoms(items: Any, flags: int) -> Iterator[Callable[[str], bool]]:
         else:
             for child in _children(op, arg):
                 yield from _atoms(child, flags)
-
-
-def _children(op: Any, arg: Any) -> list[Any]:
-    if op is sre_parse.SUBPATTERN:
-        return [arg[3]]
-    if op in _REPEAT_OPS:
-        return [arg[2]]
-    if op is sre_parse.BRANCH:
-        return list(arg[1])
-    if op in (sre_parse.ASSERT, sre_parse.ASSERT_NOT):
-        return [arg[1]]
-    if op is sre_parse.ATOMIC_GROUP:
-        return [arg]
-    if op is sre_parse.GROUPREF_EXISTS:
-        return [arg[1]] + ([arg[2]] if arg[2] is not None else [])
-    return []
 
 
 class Kinds:

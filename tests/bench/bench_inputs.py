@@ -52,6 +52,7 @@ ROOT = HERE.parent.parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 from genlog import generate  # noqa: E402
+from monitor import watch_elements  # noqa: E402
 
 from syslogban.control import ControlError, request  # noqa: E402
 
@@ -371,19 +372,7 @@ def latency(place: Place, rate: int, seconds: float, via_rsyslog: bool) -> None:
     """logger -> (rsyslog omprog ->) syslogban -> nftables set, per record."""
     work = Path(tempfile.mkdtemp(prefix="bench-latency-"))
     sock = work / "log.sock"
-    seen: dict[str, float] = {}
-    monitor = subprocess.Popen(place.wrap(["nft", "monitor", "elements"]),
-                               stdout=subprocess.PIPE, text=True)
-
-    def watch() -> None:
-        assert monitor.stdout is not None
-        for line in monitor.stdout:
-            if line.startswith("add element inet syslogban hosts4"):
-                stamp = time.perf_counter()
-                for part in line.split("{", 1)[1].split(","):
-                    seen.setdefault(part.split()[0], stamp)
-
-    threading.Thread(target=watch, daemon=True).start()
+    monitor, seen = watch_elements(place.wrap(["nft", "monitor", "elements"]))
     started_procs: list[subprocess.Popen[bytes]] = []
     try:
         if via_rsyslog:

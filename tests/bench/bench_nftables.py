@@ -20,15 +20,14 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 import netns  # noqa: E402
-
+from monitor import watch_elements  # noqa: E402
 from syslogban.backends import Change, create  # noqa: E402
 
 SYSLOGBAN = [sys.executable, "-m", "syslogban"]
@@ -72,19 +71,7 @@ def restore(count: int) -> tuple[float, int]:
 
 def latency(ns: str, rate: int, seconds: float) -> list[float]:
     """Milliseconds from the third attack record of an address to its element in the kernel."""
-    seen: dict[str, float] = {}
-    monitor = subprocess.Popen(["ip", "netns", "exec", ns, "nft", "monitor", "elements"],
-                               stdout=subprocess.PIPE, text=True)
-
-    def watch() -> None:
-        assert monitor.stdout is not None
-        for line in monitor.stdout:
-            if line.startswith("add element inet syslogban hosts4"):
-                stamp = time.perf_counter()
-                for part in line.split("{", 1)[1].split(","):
-                    seen.setdefault(part.split()[0], stamp)
-
-    threading.Thread(target=watch, daemon=True).start()
+    monitor, seen = watch_elements(["ip", "netns", "exec", ns, "nft", "monitor", "elements"])
     work = tempfile.mkdtemp()
     daemon = subprocess.Popen(
         ["ip", "netns", "exec", ns, *SYSLOGBAN, "run", "--stdin", "--backend", "nftables",
