@@ -52,7 +52,7 @@ ROOT = HERE.parent.parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 from genlog import generate  # noqa: E402
-from monitor import watch_elements  # noqa: E402
+from monitor import delays_ms, percentile, send_paced, watch_elements  # noqa: E402
 
 from syslogban.control import ControlError, request  # noqa: E402
 
@@ -148,11 +148,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def inputs(control: Path) -> dict[str, int]:
     counters = request(str(control), {"command": "status"})["counters"]
     return {**counters["inputs"], "records_read": counters["records_read"]}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 # ---------------------------------------------------------------- 1, 2: UDP
@@ -419,17 +414,15 @@ def latency(place: Place, rate: int, seconds: float, via_rsyslog: bool) -> None:
         time.sleep(3.0)
         base = int(ipaddress.IPv4Address("198.18.0.1"))
         targets = [str(ipaddress.IPv4Address(base + n)) for n in range(int(rate * seconds))]
-        sent: dict[str, float] = {}
-        begin = time.perf_counter()
-        for n, address in enumerate(targets):
-            logger.stdin.write(ATTACK.format(address).encode() + b"\n")
-            logger.stdin.flush()
-            sent[address] = time.perf_counter()
-            pause = begin + (n + 1) / rate - time.perf_counter()
-            if pause > 0:
-                time.sleep(pause)
+        stdin = logger.stdin
+
+        def send(address: str) -> None:
+            stdin.write(ATTACK.format(address).encode() + b"\n")
+            stdin.flush()
+
+        sent = send_paced(targets, rate, send)
         time.sleep(2.0)
-        delays = [(seen[a] - sent[a]) * 1000 for a in targets if a in seen]
+        delays = delays_ms(seen, sent)
         path = "logger -> rsyslog omprog -> syslogban" if via_rsyslog \
             else "logger -> unix socket -> syslogban"
         if delays:

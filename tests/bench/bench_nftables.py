@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent), str(HERE)]
 
 import netns  # noqa: E402
-from monitor import watch_elements  # noqa: E402
+from monitor import delays_ms, percentile, send_paced, watch_elements  # noqa: E402
 from syslogban.backends import Change, create  # noqa: E402
 
 SYSLOGBAN = [sys.executable, "-m", "syslogban"]
@@ -83,25 +83,22 @@ def latency(ns: str, rate: int, seconds: float) -> list[float]:
     while not os.path.exists(f"{work}/control.sock"):
         time.sleep(0.05)
     time.sleep(0.5)
-    sent: dict[str, float] = {}
-    targets = addresses(int(rate * seconds), "14.0.0.1")
-    started = time.perf_counter()
-    for n, address in enumerate(targets):
+    stdin = daemon.stdin
+
+    def send(address: str) -> None:
         line = (f"Nov 21 10:00:00 mx postfix/smtpd[1]: warning: unknown[{address}]: "
                 f"SASL LOGIN authentication failed: x\n").encode()
-        daemon.stdin.write(line * 2)
-        daemon.stdin.flush()
-        daemon.stdin.write(line)  # the third: it crosses the threshold
-        daemon.stdin.flush()
-        sent[address] = time.perf_counter()
-        pause = started + (n + 1) / rate - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
+        stdin.write(line * 2)
+        stdin.flush()
+        stdin.write(line)  # the third: it crosses the threshold
+        stdin.flush()
+
+    sent = send_paced(addresses(int(rate * seconds), "14.0.0.1"), rate, send)
     time.sleep(1.0)
-    daemon.stdin.close()
+    stdin.close()
     daemon.wait()
     monitor.terminate()
-    return sorted((seen[a] - sent[a]) * 1000 for a in targets if a in seen)
+    return delays_ms(seen, sent)
 
 
 def main() -> None:
@@ -138,9 +135,9 @@ def main() -> None:
     try:
         delays = latency(name, args.rate, args.seconds)
         if delays:
-            p = lambda q: delays[min(len(delays) - 1, int(q * len(delays)))]  # noqa: E731
             print(f"latency record -> kernel set, {args.rate} blocks/s for {args.seconds:g} s: "
-                  f"{len(delays)} blocks, p50 {p(0.5):.1f} ms, p99 {p(0.99):.1f} ms, "
+                  f"{len(delays)} blocks, p50 {percentile(delays, 0.5):.1f} ms, "
+                  f"p99 {percentile(delays, 0.99):.1f} ms, "
                   f"max {delays[-1]:.1f} ms (target p99 <= 10 ms)")
         else:
             print("latency: no element seen by nft monitor")
