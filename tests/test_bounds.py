@@ -1,0 +1,105 @@
+"""Bounds on remote decisions: the allow-list wins, width, duration and rate are capped."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+
+import pytest
+
+from syslogban.blocker import Aggregation
+from syslogban.bounds import Bounds, Gate
+from syslogban.durations import PERMANENT
+from syslogban.remote import NullRemote, RemoteDecision
+
+NOW = 1_800_000_000.0
+ALLOW = [ipaddress.ip_network(n) for n in ("127.0.0.0/8", "192.0.2.0/28", "2001:db8:1::/48")]
+
+
+def decision(target: str, until: float = NOW + 600, revoked: bool = False) -> RemoteDecision:
+    return RemoteDecision(target, NOW, until, "fleet:mx2", revoked=revoked)
+
+
+def gate(**bounds: float) -> Gate:
+    return Gate(Bounds(**bounds), ALLOW)  # type: ignore[arg-type]
+
+
+def test_a_plain_block_passes_in_normal_form() -> None:
+    g = gate()
+    admitted = g.admit(decision("::ffff:198.51.100.7"), NOW)
+    assert admitted.decision == decision("198.51.100.7")
+    assert g.counters.admitted == 1
+
+
+@pytest.mark.parametrize("target", ["192.0.2.3", "192.0.2.0/24", "127.0.0.1", "0.0.0.0/0",
+                                    "2001:db8:1::5", "2001:db8::/32"])
+def test_the_local_allow_list_always_wins(target: str) -> None:
+    g = gate(widest_ipv4=0, widest_ipv6=0)
+    admitted = g.admit(decision(target), NOW)
+    assert admitted.decision is None and "allow-listed" in admitted.refusal
+    assert g.counters.allow_listed == 1 and g.counters.admitted == 0
+
+
+def test_no_wider_than_the_local_aggregation() -> None:
+    g = Gate(Bounds.for_aggregation(Aggregation(ipv4=24, ipv6=64), 3600, 10), ALLOW)
+    assert g.admit(decision("198.51.100.0/24"), NOW).decision is not None
+    assert g.admit(decision("2001:db8:9::/64"), NOW).decision is not None
+    refused = g.admit(decision("198.51.0.0/16"), NOW)
+    assert refused.decision is None and "wider than /24" in refused.refusal
+    assert g.admit(decision("2001:db8:9::/48"), NOW).decision is None
+    assert g.counters.too_wide == 2
+
+
+def test_adaptive_prefixes_count_as_the_local_width() -> None:
+    bounds = Bounds.for_aggregation(Aggregation(adaptive=3, adaptive_ipv4=22), 3600, 10)
+    assert (bounds.widest_ipv4, bounds.widest_ipv6) == (22, 64)
+
+
+def test_long_and_permanent_blocks_are_shortened_to_the_maximum() -> None:
+    g = gate(max_duration=3600)
+    assert g.admit(decision("198.51.100.7", PERMANENT), NOW).decision.until == NOW + 3600  # type: ignore[union-attr]
+    assert g.admit(decision("198.51.100.8", NOW + 60), NOW).decision.until == NOW + 60  # type: ignore[union-attr]
+    assert g.counters.shortened == 1 and g.counters.admitted == 2
+
+
+def test_a_block_already_over_is_not_taken() -> None:
+    g = gate()
+    assert g.admit(decision("198.51.100.7", NOW - 1), NOW).decision is None
+    assert g.counters.expired == 1
+
+
+def test_the_rate_refuses_a_flood_and_recovers() -> None:
+    g = gate(rate=1)  # a minute's worth: 60 at once, then one a second
+    taken = [g.admit(decision(f"198.51.100.{n}"), NOW).decision for n in range(70)]
+    assert sum(d is not None for d in taken) == 60
+    assert g.counters.rate_limited == 10
+    assert g.admit(decision("203.0.113.1"), NOW + 0.5).decision is None
+    assert g.admit(decision("203.0.113.1"), NOW + 1.5).decision is not None
+
+
+def test_revocations_always_pass_even_past_the_rate() -> None:
+    g = gate(rate=0)
+    assert g.admit(decision("198.51.100.7"), NOW).decision is None
+    lifted = g.admit(decision("::ffff:198.51.100.7", revoked=True), NOW).decision
+    assert lifted is not None and lifted.target == "198.51.100.7" and lifted.revoked
+    assert g.counters.revocations == 1
+
+
+@pytest.mark.parametrize("target", ["mx.example.org", "198.51.100.7; drop", "", "1.2.3.4/33"])
+def test_what_is_no_address_is_refused(target: str) -> None:
+    g = gate()
+    admitted = g.admit(decision(target), NOW)
+    assert admitted.decision is None and admitted.refusal
+    assert g.counters.invalid == 1
+
+
+def test_the_null_remote_delivers_nothing() -> None:
+    delivered: list[object] = []
+    remote = NullRemote()
+
+    async def session() -> None:
+        await remote.start(delivered.extend)
+        remote.unblocked("192.0.2.1", NOW)
+        await remote.stop()
+    asyncio.run(session())
+    assert delivered == [] and remote.status() == {}
