@@ -9,6 +9,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # python3-nftables is not on PyPI: the venv sees Debian's copy through
 # --system-site-packages. python3-venv brings ensurepip to Debian's Python.
 packages=(python3-venv python3-nftables)
+# The fleet: Debian's psycopg 3 (the venv sees it as it sees nftables) and,
+# for the tests, a private PostgreSQL 15 server started from its binaries
+# (the package's own cluster is never used) and openssl for its certificates.
+packages+=(python3-psycopg postgresql-15 openssl)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
@@ -18,8 +22,20 @@ if ((${#missing[@]})); then
         echo "setup: please install these Debian packages first: ${missing[*]}" >&2; exit 1
     fi
     echo "setup: installing ${missing[*]}" >&2
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # No service may start on install (postgresql-15 would start the system's
+    # cluster): policy-rc.d answers 101, "not allowed"; an existing one stays.
+    policy=/usr/sbin/policy-rc.d made_policy=""
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+        made_policy=1
+    fi
+    status=0
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq || status=$?
+    ((status)) || "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}" >/dev/null || status=$?
+    if [[ -n $made_policy ]]; then "${sudo[@]}" rm -f "$policy"; fi
+    ((status == 0)) || exit "$status"
 fi
 
 if [[ ! -x .venv/bin/python ]]; then

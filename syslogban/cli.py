@@ -112,6 +112,19 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("target", metavar="ADDR")
         p.set_defaults(func=_control_command)
 
+    p = commands.add_parser("fleet", help="set up or look at the fleet's database (PostgreSQL)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser("init", help="create or migrate the fleet schema (idempotent)",
+                           description="Run as the schema's owner (contrib/postgresql/README.md).")
+    a.add_argument("--dsn", required=True, metavar="URI",
+                   help="libpq URI, e.g. postgresql://syslogban@db.example.org/syslogban")
+    a.set_defaults(func=_fleet_init)
+    a = actions.add_parser("status", help="the hosts, their last contact and backlog")
+    a.add_argument("--dsn", metavar="URI", help="default: [fleet] dsn of --config")
+    a.add_argument("--config", metavar="FILE", help="read the dsn from here")
+    a.add_argument("--json", action="store_true", help="as JSON")
+    a.set_defaults(func=_fleet_status)
+
     p = commands.add_parser("rules", help="list, show or check signatures")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     a = actions.add_parser("list", parents=[rules_options, selection],
@@ -191,6 +204,30 @@ def _print_why(answer: dict[str, object]) -> None:
         print(f"history   {answer['history']}")
     for line in answer.get("evidence") or []:  # type: ignore[attr-defined]
         print(f"  {line}")
+
+
+def _fleet_init(args: argparse.Namespace) -> int:
+    from .fleet.admin import init
+    print(init(args.dsn))
+    return 0
+
+
+def _fleet_status(args: argparse.Namespace) -> int:
+    from .fleet.admin import status
+    dsn = args.dsn or configuration.load(args.config).fleet.dsn
+    if not dsn:
+        raise UsageError("no fleet configured: give --dsn or a [fleet] dsn in --config")
+    answer = status(dsn)
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    print(f"fleet schema version {answer['version']}, {len(answer['hosts'])} hosts, "
+          f"{answer['active_decisions']} active decisions, "
+          f"{answer['events_last_hour']} events in the last hour")
+    for h in answer["hosts"]:
+        print(f"{h['name']:<32} last contact {h['last_contact']}  backlog {h['backlog']}  "
+              f"events sent {h['last_seq']}")
+    return 0
 
 
 def _signatures(args: argparse.Namespace) -> tuple[list[Signature], list[Signature]]:

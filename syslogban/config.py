@@ -17,10 +17,11 @@ import ipaddress
 import logging
 import math
 import platform
+import re
 import socket
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from .blocker import LOOPBACK, Aggregation, BlockerConfig, Network, Policy
 from .correlation import DEFAULT_SIZE, DEFAULT_TTL
 from .durations import PERMANENT, parse_duration
 from .errors import SyslogbanError
+from .fleet.settings import FleetSettings
 from .record import DEFAULT_MAX_SIZE, FACILITIES
 
 log = logging.getLogger("syslogban.config")
@@ -252,7 +254,7 @@ OPTIONS: tuple[Option, ...] = (
 _BY_KEY = {o.key: o for o in OPTIONS}
 SERVICE_KEYS = ("threshold", "attempts", "window", "block_time", "multiplier",
                 "max_block_time")
-TABLES = ("services", "notify", "backend_options")
+TABLES = ("services", "notify", "backend_options", "fleet")
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +264,7 @@ class Config:
     notify: Mapping[str, Any]
     backend_options: Mapping[str, Any]  # keyword arguments of the backend's driver
     source: str  # the file, or "defaults"
+    fleet: FleetSettings = field(default_factory=FleetSettings)
 
     def __getattr__(self, key: str) -> Any:
         try:
@@ -289,8 +292,10 @@ class Config:
     def effective(self) -> dict[str, Any]:
         """Everything in effect, for `syslogban status`."""
         shown = {k: ("permanent" if v == PERMANENT else v) for k, v in self.values.items()}
+        fleet = {**asdict(self.fleet), "dsn": _without_password(self.fleet.dsn)}
         return {**shown, "services": dict(self.services), "notify": dict(self.notify),
-                "backend_options": dict(self.backend_options), "source": self.source}
+                "backend_options": dict(self.backend_options), "fleet": fleet,
+                "source": self.source}
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -309,6 +314,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                         help=f"a per-service policy key ({', '.join(SERVICE_KEYS)})")
     parser.add_argument("--notify", dest="notify_flags", action="append", default=[],
                         metavar="KEY=VALUE", help="a notification key (see the example file)")
+    parser.add_argument("--fleet", dest="fleet_flags", action="append", default=[],
+                        metavar="KEY=VALUE", help="a fleet key (see README, Several hosts)")
     parser.add_argument("--backend-option", dest="backend_flags", action="append", default=[],
                         metavar="KEY=VALUE",
                         help="an option of the backend's driver (see contrib/ for each)")
@@ -335,6 +342,7 @@ def load(path: str | None, flags: argparse.Namespace | None = None) -> Config:
     services = _services(data.get("services", {}), where)
     notify = _table(data.get("notify", {}), "notify", where)
     backend_options = _table(data.get("backend_options", {}), "backend_options", where)
+    fleet = _table(data.get("fleet", {}), "fleet", where)
     if flags is not None:
         for option in OPTIONS:
             if hasattr(flags, option.key):
@@ -351,6 +359,9 @@ def load(path: str | None, flags: argparse.Namespace | None = None) -> Config:
         for item in getattr(flags, "backend_flags", []):
             _, key, value = _assignment(item, service=False)
             backend_options[key] = value
+        for item in getattr(flags, "fleet_flags", []):
+            _, key, value = _assignment(item, service=False)
+            fleet[key] = value
     if values["stdin"] and values["omprog"]:
         raise ConfigError(f"{where}: stdin and omprog both read standard input: choose one")
     from .notify import NotifyConfig  # here: check and rules never pay for mail modules
@@ -358,7 +369,21 @@ def load(path: str | None, flags: argparse.Namespace | None = None) -> Config:
         NotifyConfig.from_mapping(notify)
     except ValueError as exc:
         raise ConfigError(f"{where}: notify: {exc}") from None
-    return Config(values, services, notify, backend_options, path or "defaults")
+    try:
+        fleet_settings = FleetSettings.from_mapping(fleet)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return Config(values, services, notify, backend_options, path or "defaults", fleet_settings)
+
+
+def _without_password(dsn: str) -> str:
+    """A libpq URI as `status` may show it: the password replaced by ***."""
+    dsn = re.sub(r"(?<=[?&])password=[^&]*", "password=***", dsn)
+    scheme, sep, rest = dsn.partition("://")
+    userinfo, at, host = rest.partition("@")
+    if not sep or not at or ":" not in userinfo:
+        return dsn
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
 def _parse(option: Option, raw: Any, where: str) -> Any:
