@@ -27,6 +27,7 @@ from typing import Any
 
 from .blocker import LOOPBACK, Aggregation, BlockerConfig, Network, Policy
 from .correlation import DEFAULT_SIZE, DEFAULT_TTL
+from .crowdsec.settings import CrowdSecSettings
 from .durations import PERMANENT, parse_duration
 from .errors import SyslogbanError
 from .fleet.settings import FleetSettings
@@ -254,7 +255,7 @@ OPTIONS: tuple[Option, ...] = (
 _BY_KEY = {o.key: o for o in OPTIONS}
 SERVICE_KEYS = ("threshold", "attempts", "window", "block_time", "multiplier",
                 "max_block_time")
-TABLES = ("services", "notify", "backend_options", "fleet")
+TABLES = ("services", "notify", "backend_options", "fleet", "crowdsec")
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +266,7 @@ class Config:
     backend_options: Mapping[str, Any]  # keyword arguments of the backend's driver
     source: str  # the file, or "defaults"
     fleet: FleetSettings = field(default_factory=FleetSettings)
+    crowdsec: CrowdSecSettings = field(default_factory=CrowdSecSettings)
 
     def __getattr__(self, key: str) -> Any:
         try:
@@ -295,7 +297,7 @@ class Config:
         fleet = {**asdict(self.fleet), "dsn": _without_password(self.fleet.dsn)}
         return {**shown, "services": dict(self.services), "notify": dict(self.notify),
                 "backend_options": dict(self.backend_options), "fleet": fleet,
-                "source": self.source}
+                "crowdsec": self.crowdsec.shown(), "source": self.source}
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -316,6 +318,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE", help="a notification key (see the example file)")
     parser.add_argument("--fleet", dest="fleet_flags", action="append", default=[],
                         metavar="KEY=VALUE", help="a fleet key (see README, Several hosts)")
+    parser.add_argument("--crowdsec", dest="crowdsec_flags", action="append", default=[],
+                        metavar="KEY=VALUE", help="a [crowdsec] key (see README, CrowdSec)")
     parser.add_argument("--backend-option", dest="backend_flags", action="append", default=[],
                         metavar="KEY=VALUE",
                         help="an option of the backend's driver (see contrib/ for each)")
@@ -343,6 +347,7 @@ def load(path: str | None, flags: argparse.Namespace | None = None) -> Config:
     notify = _table(data.get("notify", {}), "notify", where)
     backend_options = _table(data.get("backend_options", {}), "backend_options", where)
     fleet = _table(data.get("fleet", {}), "fleet", where)
+    crowdsec = _table(data.get("crowdsec", {}), "crowdsec", where)
     if flags is not None:
         for option in OPTIONS:
             if hasattr(flags, option.key):
@@ -359,9 +364,10 @@ def load(path: str | None, flags: argparse.Namespace | None = None) -> Config:
         for item in getattr(flags, "backend_flags", []):
             _, key, value = _assignment(item, service=False)
             backend_options[key] = value
-        for item in getattr(flags, "fleet_flags", []):
-            _, key, value = _assignment(item, service=False)
-            fleet[key] = value
+        for name, table in (("fleet", fleet), ("crowdsec", crowdsec)):
+            for item in getattr(flags, f"{name}_flags", []):
+                _, key, value = _assignment(item, service=False)
+                table[key] = value
     if values["stdin"] and values["omprog"]:
         raise ConfigError(f"{where}: stdin and omprog both read standard input: choose one")
     from .notify import NotifyConfig  # here: check and rules never pay for mail modules
@@ -371,9 +377,11 @@ def load(path: str | None, flags: argparse.Namespace | None = None) -> Config:
         raise ConfigError(f"{where}: notify: {exc}") from None
     try:
         fleet_settings = FleetSettings.from_mapping(fleet)
+        crowdsec_settings = CrowdSecSettings.from_mapping(crowdsec)
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    return Config(values, services, notify, backend_options, path or "defaults", fleet_settings)
+    return Config(values, services, notify, backend_options, path or "defaults", fleet_settings,
+                  crowdsec_settings)
 
 
 def _without_password(dsn: str) -> str:

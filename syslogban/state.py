@@ -44,6 +44,24 @@ MIGRATIONS: tuple[str, ...] = (
         lifetime INTEGER NOT NULL
     );
     """,
+    # 2: the CrowdSec bridge: what waits for the LAPI (alerts of this host's
+    #    blocks, the lookup of their decision ids, deletions), and the LAPI
+    #    decisions this host knows of (pulled ones, and its own pushed ones)
+    """
+    CREATE TABLE crowdsec_outbox (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        target TEXT NOT NULL,
+        kind   TEXT NOT NULL,      -- alert, lookup or delete
+        body   TEXT NOT NULL       -- JSON
+    );
+    CREATE TABLE crowdsec_decisions (
+        id     INTEGER PRIMARY KEY,  -- the LAPI's decision id
+        target TEXT NOT NULL,
+        until  REAL NOT NULL,
+        origin TEXT NOT NULL,
+        own    INTEGER NOT NULL      -- 1: this host's block, pushed as an alert
+    );
+    """,
 )
 
 
@@ -82,8 +100,8 @@ class State:
                     self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version={version}")
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self.path)
+    def _transaction(self) -> Transaction:
+        return Transaction(self._db, self.path)
 
     # -------------------------------------------------------------- reading
 
@@ -145,7 +163,7 @@ class State:
         self._db.close()
 
 
-class _Transaction:
+class Transaction:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK and StateError."""
 
     def __init__(self, db: sqlite3.Connection, path: str) -> None:
