@@ -179,7 +179,7 @@ class Lapi:
         return json.loads(self.cscli(*args, "-o", "json") or "null")
 
     def add_machine(self, name: str, password: str) -> None:
-        self.cscli("machines", "add", name, "--password", password, "-f", "/dev/null")
+        self.cscli("machines", "add", name, "--password", password, "-f", "/dev/null", "--force")
 
     def add_bouncer(self, name: str) -> str:
         return self.cscli("bouncers", "add", name, "-o", "raw").strip()

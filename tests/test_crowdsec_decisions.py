@@ -50,6 +50,7 @@ def test_startup_blocks_every_live_ban_with_its_origin() -> None:
     assert applied.updates == [Update("192.0.2.9", NOW + 14400, ADMIN),
                                Update("198.51.100.0/24", NOW + 3600, ADMIN)]
     assert [d.id for d in applied.added] == [1, 2]
+    assert [u.decision for u in applied.updates] == [1, 2]
 
 
 def test_1_4_writes_null_for_empty_lists() -> None:

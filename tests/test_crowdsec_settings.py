@@ -75,3 +75,9 @@ def test_a_broken_table_names_the_file_and_the_key(tmp_path: Path) -> None:
     path.write_text('crowdsec = "http://127.0.0.1:8080/"\n')
     with pytest.raises(ConfigError, match=r"\[crowdsec\] must be a table"):
         load(str(path))
+
+
+def test_the_contrib_example_loads() -> None:
+    example = Path(__file__).resolve().parent.parent / "contrib/crowdsec/syslogban-crowdsec.toml"
+    config = load(str(example))
+    assert config.crowdsec.pulls and config.crowdsec.pushes and config.crowdsec.poll == 10

@@ -84,6 +84,7 @@ class Update:
     until: float
     origin: str
     lift: bool = False
+    decision: int = field(default=0, compare=False)  # the id of the deciding decision
 
 
 @dataclass(slots=True)
@@ -187,10 +188,12 @@ class Book:
             return  # this host's own block covers it: nothing to enforce
         if remote_after is not None:
             if before is None or before.own or remote_after.until != before.until:
-                applied.updates.append(Update(target, remote_after.until, remote_after.origin))
+                applied.updates.append(Update(target, remote_after.until, remote_after.origin,
+                                              decision=remote_after.id))
         elif lifted_by is not None:  # named after what was enforced until now
             origin = before.origin if before is not None else lifted_by
-            applied.updates.append(Update(target, 0.0, origin, lift=True))
+            applied.updates.append(Update(target, 0.0, origin, lift=True,
+                                          decision=before.id if before is not None else 0))
 
     def _longest(self, target: str, own: bool | None = None) -> Decision | None:
         found = [d for d in self.by_target.get(target, {}).values()

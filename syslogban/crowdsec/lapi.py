@@ -108,7 +108,7 @@ class Lapi:
         try:
             return self._call(method, path, body, {"Authorization": f"Bearer {self._token}"},
                               credential, missing_ok, token=True)
-        except _TokenRefusedError:  # expired early (the LAPI restarted with a new secret): once more
+        except _TokenRefusedError:  # expired early (the LAPI restarted, new secret): again
             self.login()
             return self._call(method, path, body, {"Authorization": f"Bearer {self._token}"},
                               credential, missing_ok)
