@@ -84,6 +84,7 @@ class Block:
     signatures: tuple[str, ...]  # behind the score, first seen first
     nth: int                     # the target's how-many-th block, 1 for the first
     lifetime: int                # the target's danger over all time (see History)
+    origin: str = ""             # who decided it elsewhere ("fleet:mx2"); "": this host
 
     @property
     def permanent(self) -> bool:

@@ -46,7 +46,10 @@ class RemoteDecision:
         return self.until == PERMANENT
 
 
-Deliver = Callable[[Sequence[RemoteDecision]], None]
+# deliver(decisions, complete): complete=True when they are all the remote's
+# blocks in force (a full sync, after a start or a reconnect): the daemon then
+# lifts its blocks of that origin that are not among them.
+Deliver = Callable[[Sequence[RemoteDecision], bool], None]
 
 
 class Remote(ABC):
@@ -58,6 +61,7 @@ class Remote(ABC):
     @abstractmethod
     async def start(self, deliver: Deliver) -> None:
         """Begins receiving; decisions go to `deliver`, called from the loop.
+        Their origin starts with the part's name and a colon ("fleet:mx1").
 
         Must return promptly even when the remote is unreachable (it then
         keeps trying in the background)."""

@@ -62,6 +62,20 @@ MIGRATIONS: tuple[str, ...] = (
         own    INTEGER NOT NULL      -- 1: this host's block, pushed as an alert
     );
     """,
+    # 3: where a block came from (empty: this host), and the remote parts'
+    # outbox (syslogban.fleet.outbox) and cursors
+    """
+    ALTER TABLE blocks ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+    CREATE TABLE fleet_outbox (
+        seq  INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: the fleet's (host, seq)
+        kind TEXT NOT NULL,                      -- event, block, unblock
+        body TEXT NOT NULL                       -- JSON
+    );
+    CREATE TABLE remote_cursor (
+        remote   TEXT PRIMARY KEY,
+        position INTEGER NOT NULL
+    );
+    """,
 )
 
 
@@ -103,6 +117,14 @@ class State:
     def _transaction(self) -> Transaction:
         return Transaction(self._db, self.path)
 
+    # For the modules that keep tables of their own in the state file (the
+    # fleet's outbox), each over a connection of its own.
+    transaction = _transaction
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self._db
+
     # -------------------------------------------------------------- reading
 
     def load(self, now: float) -> tuple[list[Block], dict[str, History], list[Block]]:
@@ -112,7 +134,7 @@ class State:
         """
         try:
             rows = self._db.execute("SELECT target, since, until, reason, score, signatures,"
-                                    " nth, lifetime FROM blocks").fetchall()
+                                    " nth, lifetime, origin FROM blocks").fetchall()
             history = {target: History(blocks, lifetime) for target, blocks, lifetime
                        in self._db.execute("SELECT target, blocks, lifetime FROM offenders")}
         except sqlite3.Error as exc:
@@ -137,9 +159,10 @@ class State:
         """Stores new blocks (with their evidence) and history, in one transaction."""
         with self._transaction():
             self._db.executemany(
-                "INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(b.target, b.since, None if b.permanent else b.until, b.reason, b.score,
-                  json.dumps(list(b.signatures)), b.nth, b.lifetime, json.dumps(list(ev)))
+                  json.dumps(list(b.signatures)), b.nth, b.lifetime, json.dumps(list(ev)),
+                  b.origin)
                  for b, ev in blocks])
             self._save_history(history)
 
@@ -197,8 +220,8 @@ def _create_private(path: Path) -> None:
 
 
 def _block(row: tuple[object, ...]) -> Block:
-    target, since, until, reason, score, signatures, nth, lifetime = row
+    target, since, until, reason, score, signatures, nth, lifetime, origin = row
     return Block(str(target), float(since),  # type: ignore[arg-type]
                  math.inf if until is None else float(until),  # type: ignore[arg-type]
                  str(reason), int(score), tuple(json.loads(str(signatures))),  # type: ignore[call-overload]
-                 int(nth), int(lifetime))  # type: ignore[call-overload]
+                 int(nth), int(lifetime), str(origin))  # type: ignore[call-overload]

@@ -138,7 +138,8 @@ class Cluster:
              "-d", database, *args], check=True, capture_output=True, text=True).stdout
 
     def sql(self, statement: str, database: str = "postgres") -> str:
-        return self.psql("-v", "ON_ERROR_STOP=1", "-Atq", "-c", statement, database=database)
+        return self.psql("-v", "ON_ERROR_STOP=1", "-Atq", "-c", statement,
+                         database=database).strip()
 
     def dsn(self, role: str, password: str, database: str = "syslogban") -> str:
         """Over the unix socket, with a password."""

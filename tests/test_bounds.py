@@ -95,10 +95,13 @@ def test_what_is_no_address_is_refused(target: str) -> None:
 
 def test_the_null_remote_delivers_nothing() -> None:
     delivered: list[object] = []
+
+    def deliver(decisions: object, complete: bool) -> None:
+        delivered.append(decisions)
     remote = NullRemote()
 
     async def session() -> None:
-        await remote.start(delivered.extend)
+        await remote.start(deliver)
         remote.unblocked("192.0.2.1", NOW)
         await remote.stop()
     asyncio.run(session())

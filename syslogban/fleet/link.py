@@ -1,0 +1,246 @@
+"""This host's link to the fleet: the Remote the daemon plugs in.
+
+Rules of this file:
+* Events up, decisions down, and neither ever waits for the database: the
+  daemon's calls put rows in memory and return; the sender moves them to the
+  outbox (the state file) and from there to the database in batches. The
+  database away, the outbox grows (bounded, see outbox.py) and local
+  blocking goes on untouched.
+* Decisions come down by LISTEN/NOTIFY, which only wakes the follower: it
+  reads "rows after my cursor", so a lost notification costs nothing but
+  a second (the follower also looks every second). On start and after every
+  reconnect it takes the blocks in force in one query (a full sync), then the
+  stream.
+* Three connections: the sender's, the listener's (NOTIFY), the follower's;
+  each one reconnects alone, with back-off, and says so once per outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psycopg
+
+from ..blocker import Block, BlockerConfig
+from ..matcher import Attack
+from ..remote import Deliver, Remote
+from . import store
+from .admin import FleetError, describe
+from .outbox import BLOCK, EVENT, UNBLOCK, Outbox
+from .settings import FleetSettings
+
+log = logging.getLogger("syslogban.fleet")
+
+BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+POLL = 1.0           # seconds between looks at the log without a notification
+PRUNE_EVERY = 3600.0
+FAILURES = (psycopg.Error, OSError, FleetError)
+
+
+@dataclass(slots=True)
+class FleetCounters:
+    batches: int = 0
+    events_sent: int = 0
+    decided: int = 0           # decisions this host wrote (its own blocks, fleet scores)
+    refused: int = 0           # rows the database refused (allow-listed, no grant)
+    received: int = 0          # decisions read from the log
+    outages: int = 0
+
+
+class Fleet(Remote):
+    name = "fleet"
+
+    def __init__(self, settings: FleetSettings, state_path: str,
+                 blocker_config: Callable[[], BlockerConfig]) -> None:
+        self.settings = settings
+        self.blocker_config = blocker_config  # the current one (it changes on reload)
+        self.outbox = Outbox(state_path, settings.outbox)
+        self.counters = FleetCounters()
+        self.host = settings.name
+        self._buffer: list[tuple[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._notified = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._deliver: Deliver | None = None
+        self._writer: psycopg.AsyncConnection[Any] | None = None
+        self._down: dict[str, str] = {}  # connection -> what is wrong with it
+        self._cursor = self.outbox.cursor(self.name)
+
+    # ------------------------------------------------------ the daemon's side
+
+    async def start(self, deliver: Deliver) -> None:
+        self._deliver = deliver
+        self._tasks = [asyncio.create_task(self._sender()), asyncio.create_task(self._listener()),
+                       asyncio.create_task(self._follower())]
+
+    def attacked(self, attack: Attack, now: float) -> None:
+        self._queue(EVENT, [attack.address, attack.signature, attack.service, attack.danger,
+                            now])
+
+    def blocked(self, block: Block, evidence: Sequence[str]) -> None:
+        if not block.origin:  # a decision that came from elsewhere goes back to no one
+            self._queue(BLOCK, store.block_body(block, evidence))
+
+    def unblocked(self, target: str, now: float) -> None:
+        self._queue(UNBLOCK, {"target": target, "at": now})
+
+    def status(self) -> dict[str, Any]:
+        return {"host": self.host, "connected": not self._down, "problems": dict(self._down),
+                "outbox": len(self.outbox) + len(self._buffer), "cursor": self._cursor,
+                **asdict(self.counters), "outbox_counters": asdict(self.outbox.counters)}
+
+    async def stop(self) -> None:
+        """Sends what it can within two seconds; the rest waits in the outbox."""
+        self._spill()
+        if self._writer is not None and not self._down.get("sender") and len(self.outbox):
+            try:
+                await asyncio.wait_for(self._send_all(), 2.0)
+            except (TimeoutError, *FAILURES) as exc:
+                log.warning("fleet: %d rows stay in the outbox for the next start (%s)",
+                            len(self.outbox), describe(exc) if str(exc) else "timeout")
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._writer is not None:
+            await self._writer.close()
+        self.outbox.close()
+
+    def _queue(self, kind: str, body: Any) -> None:
+        self._buffer.append((kind, body))
+        self._wake.set()
+
+    def _spill(self) -> None:
+        """Memory to the outbox: from here on, a crash loses nothing."""
+        if self._buffer:
+            rows, self._buffer = self._buffer, []
+            self.outbox.append(rows)
+
+    # ----------------------------------------------------------- up: sending
+
+    async def _sender(self) -> None:
+        failures = 0
+        retry_at = 0.0
+        last_prune = time.monotonic()
+        while True:
+            wait = None if failures == 0 else max(0.0, retry_at - time.monotonic())
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            self._spill()
+            if time.monotonic() < retry_at:
+                continue
+            try:
+                await self._send_all()
+                if time.monotonic() - last_prune > PRUNE_EVERY and self._writer is not None:
+                    last_prune = time.monotonic()
+                    await store.prune(self._writer, self.settings.keep)
+                failures = 0
+                self._up("sender")
+            except FAILURES as exc:
+                failures += 1
+                retry_at = time.monotonic() + BACKOFF[min(failures, len(BACKOFF)) - 1]
+                await self._lost("sender", exc)
+                if self._writer is not None:
+                    await self._writer.close()
+                    self._writer = None
+
+    async def _send_all(self) -> None:
+        if self._writer is None:
+            self._writer = await self._connect()
+            self.outbox.floor(await store.last_seq(self._writer))
+        while len(self.outbox):
+            rows = self.outbox.peek(self.settings.batch)
+            sent = await store.send(self._writer, rows, self.blocker_config(),
+                                    len(self.outbox), time.time())
+            self.outbox.remove(rows[-1][0])
+            self.counters.batches += 1
+            self.counters.events_sent += sent.events
+            self.counters.decided += len(sent.decided)
+            self.counters.refused += len(sent.refused)
+            for target, why in sent.refused:
+                log.warning("fleet: %s refused: %s", target, why)
+            self._spill()
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        conn = await store.connect(self.settings)
+        self.host = await store.host_name(conn)
+        return conn
+
+    def _up(self, which: str) -> None:
+        if which in self._down:
+            del self._down[which]
+            log.warning("fleet: %s connected again", which)
+
+    async def _lost(self, which: str, exc: BaseException) -> None:
+        if isinstance(exc, FleetError):  # a mistake of the configuration: say it plainly
+            text = str(exc)
+        else:
+            text = f"fleet database: {describe(exc)}"
+        if which not in self._down:
+            self.counters.outages += which == "sender"
+            log.error("%s (%s); local blocking goes on, the outbox keeps %d rows", text, which,
+                      len(self.outbox))
+        self._down[which] = text
+
+    # -------------------------------------------------------- down: receiving
+
+    async def _listener(self) -> None:
+        """Only wakes the follower; a lost notification is found by its poll."""
+        await self._reconnecting("listener", self._listen)
+
+    async def _listen(self) -> None:
+        conn = await self._connect()
+        try:
+            await store.listen(conn)
+            self._up("listener")
+            async for _ in conn.notifies():
+                self._notified.set()
+        finally:
+            await conn.close()
+
+    async def _follower(self) -> None:
+        await self._reconnecting("follower", self._follow)
+
+    async def _follow(self) -> None:
+        conn = await self._connect()
+        try:
+            decisions, self._cursor = await store.snapshot(conn)
+            self.counters.received += len(decisions)
+            assert self._deliver is not None
+            self._deliver(decisions, True)
+            self.outbox.set_cursor(self.name, self._cursor)
+            self._up("follower")
+            while True:
+                changes = await store.changes(conn, self._cursor)
+                if changes:
+                    self._cursor = changes[-1][0]
+                    self.counters.received += len(changes)
+                    self._deliver([d for _, d in changes], False)
+                    self.outbox.set_cursor(self.name, self._cursor)
+                    continue
+                try:
+                    await asyncio.wait_for(self._notified.wait(), POLL)
+                except TimeoutError:
+                    pass
+                self._notified.clear()
+        finally:
+            await conn.close()
+
+    async def _reconnecting(self, which: str, body: Callable[[], Any]) -> None:
+        failures = 0
+        while True:
+            try:
+                await body()
+            except FAILURES as exc:
+                await self._lost(which, exc)
+            failures += 1
+            await asyncio.sleep(BACKOFF[min(failures, len(BACKOFF)) - 1])
+            if which not in self._down:
+                failures = 0

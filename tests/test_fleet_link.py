@@ -1,0 +1,168 @@
+"""The fleet link of several hosts against a real PostgreSQL 15, in one loop:
+events up, decisions down, spray, unblock, forged names, an outage."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from postgres import OWNER_PASSWORD, Cluster, cluster, database, requires_postgres  # noqa: F401
+
+from syslogban.blocker import Block, BlockerConfig, Policy
+from syslogban.fleet.link import Fleet
+from syslogban.fleet.settings import FleetSettings
+from syslogban.matcher import Attack
+from syslogban.remote import RemoteDecision
+
+pytestmark = requires_postgres
+CONFIG = BlockerConfig(policy=Policy(threshold=30, window=3600))
+
+
+class Host:
+    """One fleet link and what it was told."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.active: dict[str, RemoteDecision] = {}
+        self.syncs = 0
+
+    def deliver(self, decisions: Sequence[RemoteDecision], complete: bool) -> None:
+        self.syncs += complete
+        for d in decisions:
+            if d.revoked:
+                self.active.pop(d.target, None)
+            else:
+                self.active[d.target] = d
+
+    def attack(self, address: str, times: int = 1) -> None:
+        for _ in range(times):
+            self.fleet.attacked(Attack(address, "postfix.sasl", "postfix", 10), time.time())
+
+
+def link(cluster: Cluster, database: str, tmp: Path, role: str, unblock: bool = False,
+         name: str | None = None) -> Fleet:
+    password = cluster.add_host(role, unblock=unblock)
+    settings = FleetSettings(dsn=cluster.dsn(role, password, database),
+                             name=role if name is None else name)
+    return Fleet(settings, str(tmp / f"{role}.db"), lambda: CONFIG)
+
+
+async def hosts(*fleets: Fleet) -> list[Host]:
+    started = [Host(f) for f in fleets]
+    for h in started:
+        await h.fleet.start(h.deliver)
+    return started
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+def run(body: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(body())
+
+
+def test_a_block_spreads_and_a_spray_is_blocked_everywhere(
+        cluster: Cluster, database: str, tmp_path: Path) -> None:
+    async def body() -> None:
+        mx1, mx2, mx3 = await hosts(*(link(cluster, database, tmp_path, f"mx{n}")
+                                      for n in (1, 2, 3)))
+        mx1.attack("192.0.2.1", 3)
+        await until(lambda: all("192.0.2.1" in h.active for h in (mx1, mx2, mx3)), "spread")
+        decision = mx3.active["192.0.2.1"]
+        assert (decision.origin, decision.reason, decision.score) == ("fleet:mx1", "score", 30)
+        assert all(line.split(" ")[1] == "mx1:" for line in decision.evidence)
+        for h in (mx1, mx2, mx3):  # one attempt per host: no host alone reaches 30
+            h.attack("198.51.100.7")
+        await until(lambda: all("198.51.100.7" in h.active for h in (mx1, mx2, mx3)), "spray")
+        spray = mx1.active["198.51.100.7"]
+        assert {line.split(" ")[1] for line in spray.evidence} == {"mx1:", "mx2:", "mx3:"}
+        assert sum(h.fleet.counters.decided for h in (mx1, mx2, mx3)) == 2  # one winner each
+        for h in (mx1, mx2, mx3):
+            await h.fleet.stop()
+    run(body)
+
+
+def test_blocks_and_unblocks_anywhere_act_everywhere(
+        cluster: Cluster, database: str, tmp_path: Path) -> None:
+    async def body() -> None:
+        mx1, mx2 = await hosts(link(cluster, database, tmp_path, "mx1"),
+                               link(cluster, database, tmp_path, "mx2", unblock=True))
+        now = time.time()
+        mx1.fleet.blocked(Block("203.0.113.0/24", now, now + 600, "manual", 0, (), 1, 0),
+                          ["manual block over the control socket"])
+        await until(lambda: "203.0.113.0/24" in mx2.active, "the manual block")
+        assert mx2.active["203.0.113.0/24"].reason == "manual"
+        mx1.fleet.unblocked("203.0.113.0/24", now)  # mx1 may not unblock fleet-wide
+        await until(lambda: mx1.fleet.counters.refused == 1, "the refusal")
+        assert "203.0.113.0/24" in mx2.active
+        mx2.fleet.unblocked("203.0.113.0/24", now)
+        await until(lambda: not mx1.active and not mx2.active, "the unblock everywhere")
+        for h in (mx1, mx2):
+            await h.fleet.stop()
+    run(body)
+
+
+def test_a_host_naming_itself_another_is_refused(
+        cluster: Cluster, database: str, tmp_path: Path) -> None:
+    async def body() -> None:
+        (rogue,) = await hosts(link(cluster, database, tmp_path, "mx1", name="mx2"))
+        rogue.attack("192.0.2.1", 3)
+        await until(lambda: len(rogue.fleet.status()["problems"]) == 3, "the refusal")
+        problem = rogue.fleet.status()["problems"]["sender"]
+        assert problem.startswith("fleet: the database knows this host as 'mx1', not 'mx2'")
+        assert len(rogue.fleet.outbox) == 3  # kept, not sent in another's name
+        await rogue.fleet.stop()
+    run(body)
+    events = cluster.sql("SELECT count(*) FROM syslogban.events", database=database)
+    assert events == "0"
+
+
+def test_a_new_host_gets_every_block_in_force(
+        cluster: Cluster, database: str, tmp_path: Path) -> None:
+    async def body() -> None:
+        (mx1,) = await hosts(link(cluster, database, tmp_path, "mx1"))
+        for n in range(1, 6):
+            mx1.attack(f"192.0.2.{n}", 3)
+        await until(lambda: len(mx1.active) == 5, "five blocks")
+        (mx9,) = await hosts(link(cluster, database, tmp_path, "mx9"))
+        await until(lambda: len(mx9.active) == 5, "the full sync")
+        assert mx9.syncs == 1
+        for h in (mx1, mx9):
+            await h.fleet.stop()
+    run(body)
+
+
+def test_an_outage_loses_nothing(tmp_path: Path) -> None:
+    own = Cluster()
+    try:
+        name = own.new_database()
+        from syslogban.fleet.admin import init
+        init(own.dsn("syslogban", OWNER_PASSWORD, name))
+
+        async def body() -> None:
+            mx1, mx2 = await hosts(link(own, name, tmp_path, "mx1"),
+                                   link(own, name, tmp_path, "mx2"))
+            mx1.attack("192.0.2.1", 3)
+            await until(lambda: "192.0.2.1" in mx2.active, "the first block")
+            own.stop()
+            for n in range(2, 42):
+                mx1.attack(f"192.0.2.{n}", 3)
+                await asyncio.sleep(0.005)
+            await until(lambda: len(mx1.fleet.status()["problems"]) == 3, "the outage seen")
+            assert len(mx1.fleet.outbox) == 120
+            own.start()
+            await until(lambda: len(mx2.active) == 41, "the catch-up", timeout=30)
+            await until(lambda: len(mx1.fleet.outbox) == 0, "the outbox drained")
+            assert not mx1.fleet.status()["problems"] and mx2.syncs >= 2
+            for h in (mx1, mx2):
+                await h.fleet.stop()
+        run(body)
+        assert own.sql("SELECT count(*) FROM syslogban.events", database=name) == "123"
+    finally:
+        own.destroy()

@@ -1,0 +1,61 @@
+"""The outbox keeps what the fleet is owed, across restarts, bounded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from syslogban.fleet.outbox import BLOCK, EVENT, Outbox
+
+
+def event(address: str, at: float = 1.0, danger: int = 10) -> tuple[str, list[object]]:
+    return EVENT, [address, "postfix.sasl", "postfix", danger, at]
+
+
+def test_rows_survive_a_restart_until_removed(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "state.db", limit=1000)
+    box.append([event("192.0.2.1"), (BLOCK, {"target": "192.0.2.1"})])
+    box.close()
+    again = Outbox(tmp_path / "state.db", limit=1000)
+    rows = again.peek(10)
+    assert [(kind, body) for _, kind, body in rows] == [
+        (EVENT, ["192.0.2.1", "postfix.sasl", "postfix", 10, 1.0]),
+        (BLOCK, {"target": "192.0.2.1"})]
+    again.remove(rows[0][0])
+    assert len(again) == 1 and again.counters.sent == 1
+
+
+def test_sequences_are_never_reused(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "state.db", limit=1000)
+    box.append([event("192.0.2.1")])
+    first = box.peek(1)[0][0]
+    box.remove(first)
+    box.append([event("192.0.2.2")])
+    assert box.peek(1)[0][0] == first + 1
+    box.floor(500)
+    box.append([event("192.0.2.3")])
+    assert box.peek(2)[-1][0] == 501
+    fresh = Outbox(tmp_path / "other.db", limit=1000)
+    fresh.floor(77)  # a state file that never sent anything, told by the database
+    fresh.append([event("192.0.2.4")])
+    assert fresh.peek(1)[0][0] == 78
+
+
+def test_a_full_outbox_summarises_the_oldest_events_and_keeps_their_danger(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "state.db", limit=1000)
+    box.append([(BLOCK, {"target": "203.0.113.1"})])
+    box.append([event(f"192.0.2.{n % 3}", at=float(n)) for n in range(1200)])
+    assert len(box) <= 1000
+    rows = box.peek(2000)
+    assert len(rows) == len(box)
+    assert rows[0][1] == BLOCK  # never summarised
+    danger = sum(body[3] for _, kind, body in rows if kind == EVENT)
+    assert danger == 1200 * 10  # nothing lost, only folded
+    assert box.counters.summarised == 1200 + 1 - len(box)
+
+
+def test_cursors_per_remote(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "state.db", limit=1000)
+    assert box.cursor("fleet") == 0
+    box.set_cursor("fleet", 42)
+    box.set_cursor("fleet", 43)
+    assert Outbox(tmp_path / "state.db", limit=1000).cursor("fleet") == 43
