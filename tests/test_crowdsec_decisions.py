@@ -154,6 +154,7 @@ def test_own_decisions_change_nothing_until_deleted_early() -> None:
                                                scenario="syslogban/postfix.sasl"),
                                          entry(8, "192.0.2.7", "0s")]), NOW + 3, False)
     assert deleted.updates == [Update("192.0.2.7", 0.0, own.origin, lift=True)]
+    assert deleted.updates[0].own
 
 
 def test_own_deleted_early_while_a_remote_one_lives_hands_over_to_it() -> None:
@@ -162,6 +163,15 @@ def test_own_deleted_early_while_a_remote_one_lives_hands_over_to_it() -> None:
     assert book.apply(answer([entry(8, "192.0.2.7", "1h")]), NOW, False).updates == []
     applied = book.apply(answer(deleted=[entry(7, "192.0.2.7", "0s")]), NOW + 1, False)
     assert applied.updates == [Update("192.0.2.7", NOW + 3600, ADMIN)]
+
+
+def test_in_force_lists_the_remote_blocks_not_this_hosts_own() -> None:
+    book = Book()
+    book.own([Decision(7, "192.0.2.7", NOW + 7200, "crowdsec:syslogban/x", own=True)])
+    book.apply(answer([entry(8, "192.0.2.7", "1h"), entry(9, "192.0.2.9", "1h"),
+                       entry(10, "192.0.2.9", "2h")]), NOW, False)
+    assert book.in_force() == [Update("192.0.2.9", NOW + 7200, ADMIN)]
+    assert book.in_force()[0].decision == 10
 
 
 def test_a_longer_remote_decision_outlasts_an_own_block() -> None:

@@ -74,7 +74,7 @@ class CrowdSecBridge(Remote):
         self.clock = clock
         self.book = Book()
         self.counters = BridgeCounters()
-        self._deliver: Deliver = lambda decisions: None
+        self._deliver: Deliver = lambda decisions, complete: None
         self._blocked: list[tuple[Block, int]] = []
         self._unblocked: list[str] = []
         self._wake = asyncio.Event()
@@ -265,8 +265,13 @@ class CrowdSecBridge(Remote):
         if startup:
             log.info("CrowdSec: %d live decisions at start", len(self.book.by_id))
         self._synced = True
-        if applied.updates:
-            self._deliver([self._remote(u, now) for u in applied.updates])
+        if startup:  # every remote block in force: the daemon lifts the others
+            self._deliver([self._remote(u, now) for u in self.book.in_force()], True)
+            lifts = [u for u in applied.updates if u.lift and u.own]
+            if lifts:
+                self._deliver([self._remote(u, now) for u in lifts], False)
+        elif applied.updates:
+            self._deliver([self._remote(u, now) for u in applied.updates], False)
 
     def _remote(self, update: Update, now: float) -> RemoteDecision:
         if update.lift:

@@ -85,6 +85,7 @@ class Update:
     origin: str
     lift: bool = False
     decision: int = field(default=0, compare=False)  # the id of the deciding decision
+    own: bool = field(default=False, compare=False)  # a lift of this host's own block
 
 
 @dataclass(slots=True)
@@ -142,6 +143,16 @@ class Book:
             self._remove(decision_id)
         return ids
 
+    def in_force(self) -> list[Update]:
+        """Every target a remote decision blocks (this host's own blocks aside)."""
+        found = []
+        for target in sorted(self.by_target):
+            longest = self._longest(target)
+            if longest is not None and not longest.own:
+                found.append(Update(target, longest.until, longest.origin,
+                                    decision=longest.id))
+        return found
+
     # ----------------------------------------------------------- the stream
 
     def apply(self, answer: Any, now: float, startup: bool) -> Applied:
@@ -193,7 +204,8 @@ class Book:
         elif lifted_by is not None:  # named after what was enforced until now
             origin = before.origin if before is not None else lifted_by
             applied.updates.append(Update(target, 0.0, origin, lift=True,
-                                          decision=before.id if before is not None else 0))
+                                          decision=before.id if before is not None else 0,
+                                          own=before is not None and before.own))
 
     def _longest(self, target: str, own: bool | None = None) -> Decision | None:
         found = [d for d in self.by_target.get(target, {}).values()
