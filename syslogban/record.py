@@ -21,6 +21,23 @@ message: it is kept, with no program, and only tag-free signatures see it.
 An invalid PRI is part of the message (RFC 3164 section 4.3.3); an impossible
 date leaves the timestamp unknown. Hence the invariant the bulk scanner relies
 on: every non-blank printable ASCII line within the size limit parses.
+
+The other forms syslog daemons write, each as its source writes it (socklog's
+prefix is looked for first, behind a test of a character or two; the others
+only where the usual form does not fit, so ordinary lines pay next to nothing):
+* socklog: `FAC.LEVEL: ` and the datagram as the client sent it (glibc:
+  `Mmm dd hh:mm:ss TAG[PID]: MSG`), often behind a timestamp of svlogd
+  (`@TAI64N`, UTC `YYYY-MM-DD_hh:mm:ss.xxxxx` or with a T), multilog
+  (`@TAI64N`) or tai64nlocal (local `YYYY-MM-DD hh:mm:ss.nnnnnnnnn`);
+* FreeBSD `syslogd -v` / `-vv`: `<FAC.PRI> ` (numbers or names) between the
+  timestamp and the host (usr.sbin/syslogd/syslogd.c, fprintlog_first, 13 and 14);
+* busybox syslogd: `HOST FAC.LEVEL TAG[PID]: MSG` (syslogd.c, timestamp_and_log);
+* `TAG[PID] MSG` without the colon (rsyslog templates that drop it) and
+  metalog's `[TAG] MSG` right after an RFC 3164 timestamp.
+Facility and level names count only when they are syslog's own (the tables
+below), a PID only in brackets: a form never takes a free word for a tag
+where the strict form would not, so no new form lets message text, which
+comes after the tag, pick the program or the host.
 """
 
 from __future__ import annotations
@@ -45,6 +62,14 @@ FACILITIES: tuple[str, ...] = (
     "solaris-cron", "local0", "local1", "local2", "local3", "local4",
     "local5", "local6", "local7",
 )
+
+# The names syslog daemons print for facilities and levels (glibc's and
+# FreeBSD's facilitynames/prioritynames, socklog's, busybox's): name -> code.
+FACILITY_CODES: dict[str, int] = {name: code for code, name in enumerate(FACILITIES)}
+SEVERITY_CODES: dict[str, int] = {
+    "emerg": 0, "panic": 0, "alert": 1, "crit": 2, "err": 3, "error": 3,
+    "warning": 4, "warn": 4, "notice": 5, "info": 6, "debug": 7,
+}
 
 MONTHS: dict[str, int] = {
     name: number
@@ -106,6 +131,31 @@ _SPACE_DATED = re.compile(
 # a client sends comes early in Exim's lines and could forge a tag.
 _EXIM = re.compile(r"(?P<iso>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?P<ifrac>\.\d{1,6})?"
                    r"(?: (?P<off>[+-]\d{4}))?(?: \[(?P<pid>\d{1,10})\])? (?P<msg>.*)", _FLAGS)
+
+
+def _names(table: dict[str, int]) -> str:
+    """An alternation of the table's names, longest first ("authpriv" before "auth")."""
+    return "|".join(sorted(table, key=len, reverse=True))
+
+
+_FAC_NAME = rf"(?P<fname>{_names(FACILITY_CODES)})\.(?P<sname>{_names(SEVERITY_CODES)})"
+# socklog's prefix, behind the stamp of svlogd, multilog or tai64nlocal if any.
+_FACILITY_START = frozenset(name[0] for name in FACILITY_CODES)
+_SOCKLOG_STAMPED = frozenset("@0123456789")
+_SOCKLOG = re.compile(
+    r"(?:(?:@(?P<tai>[0-9a-f]{16})(?P<nano>[0-9a-f]{8})"            # svlogd -t, multilog t
+    r"|(?P<utc>\d{4}-\d\d-\d\d[_T]\d\d:\d\d:\d\d)(?P<ufrac>\.\d{5})"  # svlogd -tt, -ttt
+    r"|(?P<local>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?P<lfrac>\.\d{9})) )?"   # tai64nlocal
+    rf"{_FAC_NAME}: ", _FLAGS)
+# FreeBSD syslogd -v ("<4.6> ") and -vv ("<auth.info> ", a number where no name).
+_FREEBSD_V = re.compile(
+    rf"<(?:(?P<fnum>1?\d|2[0-3])|(?P<fname>{_names(FACILITY_CODES)}))"
+    rf"\.(?:(?P<snum>[0-7])|(?P<sname>{_names(SEVERITY_CODES)}))> ", _FLAGS)
+_BUSYBOX = re.compile(rf"{_HOST} {_FAC_NAME} {_TAG}", _FLAGS)
+_NO_COLON = re.compile(
+    rf"(?:{_HOST} )?(?P<prog>[^\s\[\]:]{{1,64}})\[(?P<pid>\d{{1,10}})\] (?P<msg>.*)", _FLAGS)
+_METALOG = re.compile(r"\[(?P<prog>[^\s\[\]:]{1,64})(?:\[(?P<pid>\d{1,10})\])?\]:? (?P<msg>.*)",
+                      _FLAGS)
 
 
 class Malformed(ValueError):
@@ -175,7 +225,15 @@ class RecordParser:
             self._year = datetime.fromtimestamp(now, self.tz).year
         if len(self._cache) > 4096:
             self._cache.clear()
-        if text[0] == "@":
+        first = text[0]
+        # A stamp before socklog's prefix ends at 25 (TAI64N, svlogd) or 29
+        # (tai64nlocal): a cheap test that spares other dated lines the regex.
+        if first in _FACILITY_START or (first in _SOCKLOG_STAMPED and (
+                text[25:26] == " " or text[29:30] == " ")):
+            socklog = _SOCKLOG.match(text)
+            if socklog is not None:
+                return self._socklog(text, socklog, now)
+        if first == "@":
             tai = _TAI64N.fullmatch(text)
             if tai is not None:
                 stamp = int(tai.group("tai"), 16) - _TAI64_EPOCH + int(tai.group("nano"), 16) / 1e9
@@ -219,7 +277,20 @@ class RecordParser:
             return _tagged(tagged, None, facility, severity)
         timestamp = self._timestamp(ts, now)
         rest = ts.end()
+        if facility is None:
+            verbose = _FREEBSD_V.match(text, rest)
+            if verbose is not None:
+                facility, severity = _codes(verbose)
+                rest = verbose.end()
         tagged = _HOST_TAG.fullmatch(text, rest)
+        if tagged is not None:
+            return _tagged(tagged, timestamp, facility, severity)
+        busybox = _BUSYBOX.fullmatch(text, rest)
+        if busybox is not None:
+            return _tagged(busybox, timestamp, *_codes(busybox))
+        tagged = _NO_COLON.fullmatch(text, rest)
+        if tagged is None and ts.group("bsd") is not None:
+            tagged = _METALOG.fullmatch(text, rest)
         if tagged is not None:
             return _tagged(tagged, timestamp, facility, severity)
         host = _HOST_ONLY.fullmatch(text, rest)
@@ -227,6 +298,33 @@ class RecordParser:
             return Record(text[rest:], timestamp=timestamp, facility=facility, severity=severity)
         return Record(host.group("msg") or "", hostname=host.group("host"),
                       timestamp=timestamp, facility=facility, severity=severity)
+
+    def _socklog(self, text: str, m: re.Match[str], now: float) -> Record:
+        """socklog's `FAC.LEVEL: ` and the datagram as sent, maybe behind a stamp."""
+        facility, severity = _codes(m)
+        stamp: float | None = None
+        if m.group("tai") is not None:
+            stamp = (int(m.group("tai"), 16) - _TAI64_EPOCH
+                     + int(m.group("nano"), 16) / 1e9)
+        elif m.group("utc") is not None:
+            stamp = self._wall(m.group("utc"), m.group("ufrac"), timezone.utc)
+        elif m.group("local") is not None:
+            stamp = self._wall(m.group("local"), m.group("lfrac"), self.tz)
+        pos = m.end()
+        ts = _TIMESTAMP.match(text, pos)
+        if ts is None:  # a stripped datagram: "TAG[PID]: MSG", as behind a PRI
+            tagged = _TAG_ONLY.fullmatch(text, pos)
+            if tagged is None:
+                return Record(text[pos:], timestamp=stamp, facility=facility,
+                              severity=severity)
+            return _tagged(tagged, stamp, facility, severity)
+        if stamp is None:
+            stamp = self._timestamp(ts, now)
+        tagged = _HOST_TAG.fullmatch(text, ts.end())
+        if tagged is None:
+            return Record(text[ts.end():], timestamp=stamp, facility=facility,
+                          severity=severity)
+        return _tagged(tagged, stamp, facility, severity)
 
     def _rfc5424(self, text: str, pos: int, facility: int, severity: int,
                  now: float) -> Record | None:
@@ -259,14 +357,21 @@ class RecordParser:
             zone = self._zone(m.group("off"))
             if zone is False:
                 return None
-            stamp = self._at(int(iso[:4]), int(iso[5:7]), int(iso[8:10]), iso[11:], zone)
-            frac = m.group("ifrac")
-        else:
-            month = MONTHS.get(m.group("mon"))
-            if month is None:
-                return None
-            stamp = self._bsd(month, int(m.group("day")), m.group("hms"), now + FUTURE_SLACK)
-            frac = m.group("frac")
+            return self._wall(iso, m.group("ifrac"), zone)
+        month = MONTHS.get(m.group("mon"))
+        if month is None:
+            return None
+        stamp = self._bsd(month, int(m.group("day")), m.group("hms"), now + FUTURE_SLACK)
+        frac = m.group("frac")
+        if stamp is None or frac is None:
+            return stamp
+        return stamp + float(frac)
+
+    def _wall(self, iso: str, frac: str | None, zone: tzinfo | None) -> float | None:
+        """Seconds since the epoch of `YYYY-MM-DD?hh:mm:ss` and its fraction in `zone`."""
+        if not self.timestamps:
+            return None
+        stamp = self._at(int(iso[:4]), int(iso[5:7]), int(iso[8:10]), iso[11:], zone)
         if stamp is None or frac is None:
             return stamp
         return stamp + float(frac)
@@ -333,6 +438,20 @@ def _day_start(year: int, month: int, day: int,
 
 def _nil(value: str) -> str | None:
     return None if value == "-" else value
+
+
+def _codes(m: re.Match[str]) -> tuple[int | None, int | None]:
+    """(facility, severity) of a match with fname/sname (names) or fnum/snum groups."""
+    groups = m.groupdict()
+    name, number = groups.get("fname"), groups.get("fnum")
+    facility = FACILITY_CODES[name] if name is not None else None
+    if number is not None:
+        facility = int(number)
+    name, number = groups.get("sname"), groups.get("snum")
+    severity = SEVERITY_CODES[name] if name is not None else None
+    if number is not None:
+        severity = int(number)
+    return facility, severity
 
 
 def _tagged(m: re.Match[str], timestamp: float | None,

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from conftest import BERLIN, NOW, PRINTABLE_ASCII, PROPERTY, STAMP, UTC, at
 from syslogban.record import (
-    FUTURE_SLACK, MONTHS, REJECT_REASONS, Malformed, Record, RecordParser)
+    FACILITY_CODES, FUTURE_SLACK, MONTHS, REJECT_REASONS, SEVERITY_CODES, Malformed, Record,
+    RecordParser)
 
 LIMIT = 64  # a small size limit keeps the boundary tests readable
 
@@ -422,7 +423,11 @@ TRICKY_PREFIXES = [
     "Nov 21 10:00:27 ::: ", "2026-11-21T10:00:27", "2026-11-21T10:00:27.1234567890",
     "2026-11-21T10:00:27+99:99 ", "0000-00-00T00:00:00 ", "9999-12-31T23:59:59-23:59 ",
     "0001-01-01 00:00:00+23:59 ", "<13>2026-11-21T10:00:27Z ", "sshd[", "sshd[1]",
-    "x: ", "[", "]", ":",
+    "x: ", "[", "]", ":", "auth.info: ", "auth.info: Nov 21 10:00:27 ",
+    "@400000006a1f4d3b00000000 mail.err: ", "2026-11-21_10:00:27.12345 mail.err: ",
+    "2026-11-21 10:00:27.123456789 local7.warn: ", "Nov 21 10:00:27 <4.6> ",
+    "Nov 21 10:00:27 <auth.notice> mx ", "Nov 21 10:00:27 mx auth.info ", "Nov 21 10:00:27 [",
+    "Nov 21 10:00:27 mx sshd[1] ",
 ]
 
 
@@ -564,3 +569,146 @@ def test_iso_headers_round_trip(when: datetime, zulu: bool, host: str, program: 
 ])
 def test_exim_main_log_lines_are_exims(line: str, record: Record) -> None:
     assert RecordParser(tz=UTC).parse(line.encode(), NOW) == record
+
+
+# ------------------------------------------- other daemons' header forms
+
+def tai64n(stamp: float) -> str:
+    """The TAI64N label of a time, as svlogd -t and multilog t write it."""
+    seconds = int(stamp)
+    return f"@{(1 << 62) + 10 + seconds:016x}{round((stamp - seconds) * 1e9):08x}"
+
+
+@pytest.mark.parametrize("line, expected", [
+    # busybox syslogd (sysklogd/syslogd.c, timestamp_and_log): "%s %.64s %s %s",
+    # timestamp, host, "facility.level" (parse_fac_prio_20), message
+    pytest.param("Nov 21 10:00:27 vps auth.info sshd[13482]: Invalid user admin from 192.0.2.2",
+                 Record("Invalid user admin from 192.0.2.2", "sshd", 13482, "vps", STAMP, 4, 6),
+                 id="busybox"),
+    pytest.param("Nov 21 10:00:27 mx mail.warn postfix/smtpd: warning: x",
+                 Record("warning: x", "postfix/smtpd", None, "mx", STAMP, 2, 4),
+                 id="busybox-no-pid"),
+    pytest.param("Nov 21 10:00:27 mx authpriv.notice bb: y",
+                 Record("y", "bb", None, "mx", STAMP, 10, 5), id="busybox-authpriv"),
+    pytest.param("Nov 21 10:00:27 mx local7.err x[1]: y",
+                 Record("y", "x", 1, "mx", STAMP, 23, 3), id="busybox-local7"),
+    # FreeBSD syslogd -v / -vv (usr.sbin/syslogd/syslogd.c, fprintlog_first):
+    # "<%d.%d> " (numbers), "<%s.%s> " (names, a number where there is none)
+    pytest.param("Nov 21 10:00:27 <10.5> foxtrot sshd[1234]: Invalid user admin from 192.0.2.3",
+                 Record("Invalid user admin from 192.0.2.3", "sshd", 1234, "foxtrot", STAMP, 10, 5),
+                 id="freebsd-v"),
+    pytest.param("Nov 21 10:00:27 <auth.notice> foxtrot sshd[1234]: x",
+                 Record("x", "sshd", 1234, "foxtrot", STAMP, 4, 5), id="freebsd-vv"),
+    pytest.param("Nov 21 10:00:27 <security.warning> fw kernel: x",
+                 Record("x", "kernel", None, "fw", STAMP, 13, 4), id="freebsd-vv-security"),
+    pytest.param("Nov 21 10:00:27 <12.err> fw ntpd[7]: x",
+                 Record("x", "ntpd", 7, "fw", STAMP, 12, 3), id="freebsd-vv-number-and-name"),
+    pytest.param("Nov 21 10:00:27 <2.6> mx last message repeated 3 times",
+                 Record("last message repeated 3 times", None, None, "mx", STAMP, 2, 6),
+                 id="freebsd-v-no-tag"),
+    # socklog: "facility.level: " and the datagram as glibc's syslog(3) sent it
+    pytest.param("auth.info: Nov 21 10:00:27 sshd[30993]: Invalid user admin from 192.0.2.4",
+                 Record("Invalid user admin from 192.0.2.4", "sshd", 30993, None, STAMP, 4, 6),
+                 id="socklog"),
+    pytest.param("authpriv.notice: Nov 21 10:00:27 vm sshd[21971]: x",
+                 Record("x", "sshd", 21971, "vm", STAMP, 10, 5), id="socklog-rfc3164-host"),
+    pytest.param("local7.warn: Nov 21 10:00:27 x: hello",
+                 Record("hello", "x", None, None, STAMP, 23, 4), id="socklog-warn"),
+    pytest.param("auth.info: sshd[30993]:  Invalid user admin",
+                 Record(" Invalid user admin", "sshd", 30993, None, None, 4, 6),
+                 id="socklog-stripped-timestamp"),
+    pytest.param("auth.info: Invalid user admin from 192.0.2.5",
+                 Record("Invalid user admin from 192.0.2.5", None, None, None, None, 4, 6),
+                 id="socklog-no-tag"),
+    # ... behind svlogd -t / multilog t (TAI64N), svlogd -tt and -ttt (UTC,
+    # five digits of fraction) and tai64nlocal (local time, nine digits)
+    pytest.param(f"{tai64n(STAMP + 0.5)} auth.info: Nov 21 10:00:20 sshd[1]: x",
+                 Record("x", "sshd", 1, None, STAMP + 0.5, 4, 6), id="svlogd-t"),
+    pytest.param("2026-11-21_10:00:27.52291 auth.info: Nov 21 10:00:20 sshd[1]: x",
+                 Record("x", "sshd", 1, None, STAMP + 0.52291, 4, 6), id="svlogd-tt"),
+    pytest.param("2026-11-21T10:00:27.55042 mail.err: Nov 21 10:00:20 postfix/smtpd[2]: y",
+                 Record("y", "postfix/smtpd", 2, None, STAMP + 0.55042, 2, 3), id="svlogd-ttt"),
+    pytest.param("2026-11-21 10:00:27.559253500 auth.info: Nov 21 10:00:20 sshd[3]: z",
+                 Record("z", "sshd", 3, None, STAMP + 0.5592535, 4, 6), id="tai64nlocal"),
+    pytest.param("2026-11-21T10:00:27.46667 auth.info: Invalid user admin",
+                 Record("Invalid user admin", None, None, None, STAMP + 0.46667, 4, 6),
+                 id="svlogd-socklog-no-tag"),
+    # rsyslog templates that drop the colon after TAG[PID]
+    pytest.param("2026-11-21T10:00:27+00:00 bastion sshd[20974] error: PAM: x",
+                 Record("error: PAM: x", "sshd", 20974, "bastion", STAMP), id="no-colon"),
+    pytest.param("Nov 21 10:00:27 sshd[20974] Invalid user x",
+                 Record("Invalid user x", "sshd", 20974, None, STAMP), id="no-colon-no-host"),
+    # metalog: "[TAG] MSG" right after the date
+    pytest.param("Nov 21 10:00:27 [sshd] User root from 192.0.2.6 not allowed",
+                 Record("User root from 192.0.2.6 not allowed", "sshd", None, None, STAMP),
+                 id="metalog"),
+    pytest.param("Nov 21 10:00:27 [sshd]: User root",
+                 Record("User root", "sshd", None, None, STAMP), id="metalog-colon"),
+])
+def test_other_daemons_header_forms(line: str, expected: Record) -> None:
+    assert parse(line) == expected
+
+
+def test_tai64nlocal_is_in_the_parsers_zone() -> None:
+    line = "2026-11-21 10:00:27.000000000 auth.info: sshd[3]: z"
+    assert parse(line, tz=BERLIN).timestamp == at(2026, 11, 21, 9, 0, 27)
+    # svlogd's own stamps are UTC whatever the zone
+    assert parse("2026-11-21T10:00:27.00000 auth.info: sshd[3]: z", tz=BERLIN).timestamp == STAMP
+
+
+@pytest.mark.parametrize("line, expected", [
+    # names that are no facility or level: the word is the message's, never a tag's
+    pytest.param("Nov 21 10:00:27 mx nofacility.info sshd[1]: x",
+                 Record("nofacility.info sshd[1]: x", None, None, "mx", STAMP),
+                 id="unknown-facility-name"),
+    pytest.param("Nov 21 10:00:27 mx auth.loud sshd[1]: x",
+                 Record("auth.loud sshd[1]: x", None, None, "mx", STAMP), id="unknown-level"),
+    pytest.param("Nov 21 10:00:27 <99.5> mx sshd[1]: x",
+                 Record("mx sshd[1]: x", None, None, "<99.5>", STAMP),
+                 id="freebsd-impossible-facility"),
+    pytest.param("nofacility.info: Nov 21 10:00:27 sshd[1]: x",
+                 Record("nofacility.info: Nov 21 10:00:27 sshd[1]: x"), id="socklog-unknown"),
+    # busybox always writes the host: a name alone is a host, not a facility
+    pytest.param("Nov 21 10:00:27 mail.info sshd[1]: x",
+                 Record("x", "sshd", 1, "mail.info", STAMP), id="host-that-looks-like-a-facility"),
+    # without the colon only TAG[PID] is a tag: a bare word stays message text
+    pytest.param("Nov 21 10:00:27 mx sshd Invalid user x",
+                 Record("sshd Invalid user x", None, None, "mx", STAMP), id="no-colon-needs-pid"),
+    # metalog's brackets only right after the date
+    pytest.param("Nov 21 10:00:27 mx [sshd] x", Record("[sshd] x", None, None, "mx", STAMP),
+                 id="brackets-after-host"),
+    pytest.param("2026-11-21T10:00:27Z [sshd] x", Record("x", None, None, "[sshd]", STAMP),
+                 id="brackets-after-iso"),
+])
+def test_other_forms_take_no_free_word_for_a_tag(line: str, expected: Record) -> None:
+    assert parse(line) == expected
+
+
+@pytest.mark.parametrize("line", [
+    "Nov 21 10:00:27 mx postfix/smtpd[1]: auth.info sshd[2]: Failed password",
+    "Nov 21 10:00:27 <4.6> mx postfix/smtpd[1]: [sshd] x sshd[2] y",
+    "auth.info: Nov 21 10:00:27 postfix/smtpd[1]: <auth.info> mx sshd[2]: x",
+    "Nov 21 10:00:27 mx mail.info postfix/smtpd[1]: sshd[2] x",
+    "Nov 21 10:00:27 mx postfix/smtpd[1] sshd[2]: x",
+])
+def test_message_text_never_picks_the_tag(line: str) -> None:
+    assert parse(line).program == "postfix/smtpd"
+
+
+@PROPERTY
+@given(facility=st.sampled_from(sorted(FACILITY_CODES)),
+       level=st.sampled_from(sorted(SEVERITY_CODES)), host=HOSTNAMES,
+       name=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9.-]{0,30}", fullmatch=True),
+       program=PROGRAMS, pid=st.none() | st.integers(0, 9_999_999_999), message=MESSAGES)
+def test_busybox_socklog_and_freebsd_headers_round_trip(facility, level, host, name, program,
+                                                        pid, message) -> None:
+    tag = program + ("" if pid is None else f"[{pid}]")
+    codes = (FACILITY_CODES[facility], SEVERITY_CODES[level])
+    # busybox writes its own host name (gethostname), never an address
+    busybox = parse(f"Nov 21 10:00:27 {name} {facility}.{level} {tag}: {message}")
+    assert busybox == Record(message, program, pid, name, STAMP, *codes)
+    socklog = parse(f"2026-11-21T10:00:27.00000 {facility}.{level}: Nov 21 10:00:20 {tag}: "
+                    f"{message}")
+    assert socklog == Record(message, program, pid, None, STAMP, *codes)
+    freebsd = parse(f"Nov 21 10:00:27 <{facility}.{level}> {host} {tag}: {message}")
+    assert freebsd == Record(message, program, pid, host, STAMP, *codes)

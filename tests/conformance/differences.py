@@ -71,9 +71,6 @@ DIFFERENCES: tuple[Difference, ...] = (
                "sshd writes nothing after 'ssh2' for a password failure, so the text there is "
                "the client's user name and the last address is the client's; fail2ban's "
                "first address lets a user name choose whom to block", attack=True),
-    Difference("sshd", r"^\w{3} [ \d]\d [\d:]{8} \[sshd\]:? ",
-               "'[sshd]' without host: a 2005 record format that no current syslog daemon "
-               "writes; syslogban does not read brackets as a program tag", attack=True),
     Difference("sendmail-reject", r": from=<[^>]*>, size=\d+, class=\d+, nrcpts=0, ",
                "sendmail names the client after its queue id's failures; syslogban never "
                "resolves a failure backwards (the envelope record is no attack itself)",
