@@ -76,6 +76,10 @@ class CheckResult:
         self.counters.lines += other.counters.lines
         self.counters.rejected.update(other.counters.rejected)
         self.counters.attacks.update(other.counters.attacks)
+        self.counters.filtered += other.counters.filtered
+        self.counters.untagged += other.counters.untagged
+        if self.counters.untagged_sample is None:  # ranges merge in file order
+            self.counters.untagged_sample = other.counters.untagged_sample
         self.addresses.update(other.addresses)
         self.invalid_addresses += other.invalid_addresses
         for name in CorrelationCounters.__slots__:
@@ -306,6 +310,9 @@ def report(name: str, result: CheckResult, signatures: Sequence[Signature],
     print(f"lines     {c.lines} read, {c.parsed} parsed, {rejected} rejected", file=out)
     for reason, count in sorted(c.rejected.items()):
         print(f"  {count:>9}  {reason}: {REJECT_REASONS[reason]}", file=out)
+    if c.untagged:
+        print(f"untagged  {untagged_summary(c.untagged)}", file=out)
+        print(f"  e.g. {_shorten(c.untagged_sample or '')}", file=out)
     attacks = sum(c.attacks.values())
     print(f"attacks   {attacks} from {len(result.addresses)} addresses "
           f"({len(signatures)} signatures in use, scanner: {result.engine}, "
@@ -327,6 +334,19 @@ def report(name: str, result: CheckResult, signatures: Sequence[Signature],
             print(f"  {count:>9}  {address}", file=out)
     if result.replay is not None:
         _report_replay(result.replay, out)
+
+
+def untagged_summary(count: int) -> str:
+    """The one line that check and status say about records without a program tag."""
+    return (f"{count} record{'s' if count != 1 else ''} without a program tag "
+            "(no signature can apply)")
+
+
+SAMPLE_WIDTH = 160
+
+
+def _shorten(line: str) -> str:
+    return line if len(line) <= SAMPLE_WIDTH else line[:SAMPLE_WIDTH - 3] + "..."
 
 
 def _report_replay(replay: Replay, out: TextIO) -> None:

@@ -42,7 +42,8 @@ class Attack(NamedTuple):
 
 
 class Matcher:
-    __slots__ = ("signatures", "correlator", "invalid_addresses", "_dispatch", "_bits")
+    __slots__ = ("signatures", "correlator", "invalid_addresses", "_dispatch", "_bits",
+                 "_any_prefilter")
 
     def __init__(self, signatures: Iterable[Signature],
                  correlator: Correlator | None = None) -> None:
@@ -54,10 +55,27 @@ class Matcher:
         # as the scanner reports which prefilters a line holds.
         index = {p: i for i, p in enumerate(self.prefilters())}
         self._bits = {s.id: 1 << index[(s.prefilter, s.caseless)] for s in self.signatures}
+        self._any_prefilter: re.Pattern[str] | None = None
 
     def prefilters(self) -> list[tuple[str, bool]]:
         """(expression, caseless) for every signature: what the scanner looks for."""
         return sorted({(s.prefilter, s.caseless) for s in self.signatures})
+
+    def holds_signature_text(self, line: str, mask: int = -1) -> bool:
+        """Whether some signature's prefilter finds `line` (any program tag).
+
+        `mask` as in match(): the scanner's bits, or -1 when nobody looked,
+        then the prefilters run here, as Python expressions (the scanner's
+        syntax is a subset). Only records without a tag ask, and few of them:
+        it tells the records that no signature could see for want of a tag
+        and that might have been attacks from those that never could be.
+        """
+        if mask != -1:
+            return mask != 0
+        if self._any_prefilter is None:
+            self._any_prefilter = re.compile("|".join(
+                f"(?i:{text})" if caseless else f"(?:{text})" for text, caseless in self.prefilters()) or "(?!)")
+        return self._any_prefilter.search(line) is not None
 
     def candidates(self, program: str | None) -> tuple[Signature, ...]:
         return tuple(s for s, _ in self._candidates(program))

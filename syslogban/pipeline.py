@@ -24,6 +24,10 @@ class Counters:
     rejected: Counter[str] = field(default_factory=Counter)
     attacks: Counter[str] = field(default_factory=Counter)  # per signature id
     filtered: int = 0  # parsed, but of another facility or an ignored program
+    # Parsed without a program tag although a signature's text is in the line:
+    # no signature can apply (a header form syslogban does not know?).
+    untagged: int = 0
+    untagged_sample: str | None = None  # the first such line
 
     @property
     def parsed(self) -> int:
@@ -100,6 +104,12 @@ class Pipeline:
                 or record.program in self.ignored_programs):
             self.counters.filtered += 1
             return
+        if record.program is None:
+            text = line.decode("utf-8")  # the parser took it: valid UTF-8
+            if self.matcher.holds_signature_text(text, mask):
+                self.counters.untagged += 1
+                if self.counters.untagged_sample is None:
+                    self.counters.untagged_sample = text
         attack = self.matcher.match(record, now, mask)
         if attack is not None:
             self.counters.attacks[attack.signature] += 1

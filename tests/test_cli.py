@@ -76,6 +76,16 @@ def test_check_summary_on_stdout_and_stdin_input(rules: Path) -> None:
     assert "top addresses" in out and "3  192.0.2.1" in out
 
 
+def test_check_reports_records_without_a_program_tag(rules: Path) -> None:
+    # a header form syslogban does not know loses the tag: no signature can apply
+    lost = b"Nov 21 10:00:05 h {demo} login failed for a from 192.0.2.1"
+    result = run("check", "--rules", str(rules), "-", stdin=LOG + b"\n" + lost + b"\n" + lost)
+    out = result.stdout.decode()
+    assert "untagged  2 records without a program tag (no signature can apply)" in out
+    assert f"  e.g. {lost.decode()}" in out
+    assert "untagged" not in run("check", "--rules", str(rules), "-", stdin=LOG).stdout.decode()
+
+
 def test_enable_and_disable(rules: Path, log: Path) -> None:
     on = run("check", "--rules", str(rules), "--jsonl", "--enable", "demo.probe", str(log))
     assert '"signature": "demo.probe"' in on.stdout

@@ -52,7 +52,7 @@ def outcome(engine: str, chunks: list[bytes], max_size: int = 8192) -> tuple:
     found, pipeline = run(engine, chunks, max_size)
     c = pipeline.counters
     return (found, c.lines, c.parsed, dict(c.rejected), dict(c.attacks),
-            pipeline.matcher.invalid_addresses)
+            pipeline.matcher.invalid_addresses, c.untagged, c.untagged_sample)
 
 
 # ------------------------------------------------------------------- basics
@@ -72,6 +72,17 @@ def test_detections_and_counters(engine: str) -> None:
     assert c.parsed == 5
     assert c.attacks == Counter({"postfix.sasl": 1, "sshd.invalid-user": 1})
     assert pipeline.matcher.invalid_addresses == 1
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_records_without_a_tag_that_hold_a_signatures_text_are_counted(engine: str) -> None:
+    lost = b"Nov 21 10:00:27 mx odd header: Invalid user admin from 192.0.2.9 port 22"
+    chunk = chunk_of(BENIGN, b"bare text, no signature's words", lost,
+                     b"Invalid user root from 192.0.2.10 port 22", SSH_LINE,
+                     "Nov 21 10:00:27 mx \u00e4 Invalid user x from 192.0.2.11 port 1".encode())
+    found, pipeline = run(engine, [chunk])
+    assert found == [Detection(5, SSH_ATTACK, SSH_RECORD)]
+    assert (pipeline.counters.untagged, pipeline.counters.untagged_sample) == (3, lost.decode())
 
 
 @pytest.mark.parametrize("engine", ENGINES)
