@@ -14,11 +14,12 @@ Rules of this file:
 
 Sources the layouts were derived from (read, never copied):
 * FreeBSD sys/net/pfvar.h (`struct pfr_table`, `struct pfr_addr`,
-  `struct pfioc_table`, `DIOCR*`), sys/sys/ioccom.h (`_IOWR`),
-  sys/sys/socket.h (AF_INET6 = 28), sys/netinet/ip_fw.h (IP_FW3 objects).
-* OpenBSD sys/net/pfvar.h (the 52-byte `struct pfr_addr` with interface
-  name, states, weight and type), sys/sys/ioccom.h, sys/sys/socket.h
-  (AF_INET6 = 24).
+  `struct pfioc_table`, `DIOCR*`; identical in 13.0 and in main at
+  186c9554bad7, 2025), sys/sys/ioccom.h (`_IOWR`), sys/sys/socket.h
+  (AF_INET6 = 28), sys/netinet/ip_fw.h (IP_FW3 objects, both layouts below).
+* OpenBSD sys/net/pfvar.h 1.543 (the 52-byte `struct pfr_addr` with
+  interface name, states, weight and type), sys/sys/ioccom.h,
+  sys/sys/socket.h (AF_INET6 = 24).
 
 pf (both systems; MAXPATHLEN = PATH_MAX = 1024, PF_TABLE_NAME_SIZE = 32):
 
@@ -50,8 +51,14 @@ pf (both systems; MAXPATHLEN = PATH_MAX = 1024, PF_TABLE_NAME_SIZE = 32):
       = 0xC4504400 | n        on FreeBSD and OpenBSD alike.
 
 ipfw (FreeBSD 11 and later), the IP_FW3 request of `ipfw table T add|delete`:
-getsockopt(raw socket, IPPROTO_IP, IP_FW3 = 48, buffer, &length), the
-buffer being
+getsockopt(raw socket, IPPROTO_IP, IP_FW3 = 48, buffer, &length). Two
+layouts exist, both sent with ip_fw3_opheader.version 1 (sbin/ipfw/tables.c
+table_do_modify_record), so the kernel cannot tell them apart: the driver
+picks one by kern.osreldate (ipfw3_layout_for).
+
+    "v0", FreeBSD 11.0 to 14.x (16-bit object indexes; sys/netinet/ip_fw.h
+    up to 2024, and the *_v0 structures kept in sys/netpfil/ipfw/
+    ip_fw_compat.c of 2025):
 
     ipfw_obj_header                     0   96
       ip_fw3_opheader: opcode u16 (86 XADD, 87 XDEL), version u16 (1),
@@ -71,8 +78,17 @@ buffer being
       result u8 (written back), spare0, idx u16 (1), spare1  8..15
       k: union of in_addr, in6_addr, iface[16], tflow_entry
          (40 bytes, the largest)                        16..55
-      v: ipfw_table_value (64 bytes, 8-aligned; 0 = the
-         legacy value 0 in every field)                 56..119
+      v: ipfw_table_value (64 bytes; 0 = the legacy value 0
+         in every field)                                56..119
+
+    "v1", FreeBSD 15.0 and later (IP_FW3_OPVER_1, 32-bit rule numbers and
+    object indexes; sys/netinet/ip_fw.h of 2025): the same sizes, but
+      ipfw_obj_header: idx u32 @8, spare u16 @12, objtype @14, subtype @15
+      ipfw_obj_ntlv:   idx u32 @+8, set @+12, type @+13, spare u16 @+14
+      ipfw_obj_tentry: idx u32 @12 (no spare1)
+    and a re-laid ipfw_table_value (still 64 bytes, still all zero here).
+    A v0 request read as v1 has ntlv.idx 0x01000001 and ntlv.type 0, so
+    find_table_err() finds no name TLV and the kernel answers EINVAL.
 """
 
 from __future__ import annotations
@@ -281,10 +297,30 @@ IPFW_TR_NAMES = ("ignored", "added", "updated", "deleted", "limit", "not found",
 IPFW_NAME_SIZE = 64
 
 
+# kern.osreldate ranges of the two layouts: FreeBSD 11.0 brought named tables
+# and IP_FW3 table TLVs; 15.0 brought IP_FW3_OPVER_1 (commit 4a77657cbc01,
+# "ipfw: migrate ipfw to 32-bit size rule numbers"; RELENG_15 kernels refuse
+# the old layout, which is why 14.4 ships /sbin/ipfw15, commit 969e2b406835).
+IPFW3_LAYOUTS = {"v0": (1100000, 1500000), "v1": (1500000, 1600000)}
+
+
+def ipfw3_layout_for(osreldate: int | None) -> str:
+    """The IP_FW3 table layout ("v0", "v1") of a FreeBSD kernel with this
+    kern.osreldate; ValueError saying why when no known layout fits."""
+    if osreldate is None:
+        raise ValueError("kern.osreldate cannot be read, so this is not a FreeBSD kernel")
+    for name, (low, high) in IPFW3_LAYOUTS.items():
+        if low <= osreldate < high:
+            return name
+    raise ValueError(f"kern.osreldate {osreldate}: the IP_FW3 table layout of this FreeBSD "
+                     f"is not known here (known: 11.0 to 15.x)")
+
+
 @dataclass(frozen=True, slots=True)
 class Ipfw3Layout:
-    """The IP_FW3 table-entry request (ipfw_obj_header, ctlv, tentries)."""
+    """The IP_FW3 table-entry request (ipfw_obj_header, ctlv, tentries) of one layout."""
 
+    name: str
     header: Any
     ctlv: Any
     tentry: Any
@@ -321,21 +357,32 @@ class Ipfw3Layout:
                 for i in range(count)]
 
 
-def ipfw3_layout(byteorder: ByteOrder = "little") -> Ipfw3Layout:
+def ipfw3_layout(name: str = "v0", byteorder: ByteOrder = "little") -> Ipfw3Layout:
+    """The IP_FW3 structures of layout `name` ("v0": FreeBSD 11-14, "v1": 15)."""
+    if name not in IPFW3_LAYOUTS:
+        raise ValueError(f"unknown IP_FW3 layout {name!r} (one of: {', '.join(IPFW3_LAYOUTS)})")
     u8, u16, u32, _, _ = _ints(byteorder)
     tlv = ("type" / u16, "tlv_flags" / Default(u16, 0), "length" / u32)   # ipfw_obj_tlv
-    header = Struct(
-        "opcode" / u16, "version" / u16, Padding(4),          # ip_fw3_opheader
-        Padding(4), "idx" / u16, Padding(2),                   # spare, idx, objtype, subtype
-        "ntlv" / Struct(*tlv, "idx" / u16, "set" / Default(u8, 0), "objtype" / u8,
-                        Padding(4), "name" / PaddedString(IPFW_NAME_SIZE, "ascii")),
-    )
+    opheader = ("opcode" / u16, "version" / u16, Padding(4))             # ip_fw3_opheader
+    name_tlv = ("name" / PaddedString(IPFW_NAME_SIZE, "ascii"),)
+    if name == "v0":
+        header = Struct(
+            *opheader, Padding(4), "idx" / u16, Padding(2),             # spare, idx, types
+            "ntlv" / Struct(*tlv, "idx" / u16, "set" / Default(u8, 0), "objtype" / u8,
+                            Padding(4), *name_tlv))
+        index: tuple[Any, ...] = ("idx" / u16, Padding(2))               # idx, spare1
+    else:
+        header = Struct(
+            *opheader, "idx" / u32, Padding(4),                          # idx, spare, types
+            "ntlv" / Struct(*tlv, "idx" / u32, "set" / Default(u8, 0), "objtype" / u8,
+                            Padding(2), *name_tlv))
+        index = ("idx" / u32,)
     ctlv = Struct(*tlv, "count" / u32, "objsize" / u16, "version" / Default(u8, 0),
                   "flags" / u8)
     tentry = Struct(
         *tlv, "subtype" / u8, "masklen" / u8, "result" / Default(u8, 0), Padding(1),
-        "idx" / u16, Padding(2),
+        *index,
         "key" / Bytes(40),                                     # union k
         "value" / Default(Bytes(64), bytes(64)),               # union v
     )
-    return Ipfw3Layout(header, ctlv, tentry)
+    return Ipfw3Layout(name, header, ctlv, tentry)
