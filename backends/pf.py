@@ -34,6 +34,29 @@ cannot see is another program changing the same table between the read and
 the replace; the table belongs to syslogban (keep manual blocks in another
 table). `sync` is one replace too.
 
+Size of a request. FreeBSD refuses a DIOCR* request that carries more
+entries than net.pf.request_maxcount (pf_ioctl_maxcount, default 65535:
+sys/netpfil/pf/pf_ioctl.c pfioctl, DIOCRADDADDRS to DIOCRGETADDRS, EINVAL),
+and pfctl of FreeBSD 14 and older sends each -T command as one such request
+(sbin/pfctl/pfctl_radix.c -> lib/libpfctl). So, on a kernel that has the
+sysctl (read each time: an admin may raise it):
+* blocks and unblocks are sent in requests of at most that many entries;
+  if one fails part-way, the requests already made are undone (the table is
+  read first to know what to restore), so the batch stays all-or-nothing;
+* a replace and a read cannot be split (DIOCRSETADDRS is one transaction;
+  DIOCRGETADDRS has no offset, pfr_get_addrs only reports the size it
+  needs), so when they do not fit, BackendError says which sysctl to raise
+  and to what. The ioctl method checks before asking; the pfctl method asks
+  (pfctl of FreeBSD 15 talks netlink, which has no such limit) and explains
+  pfctl's "Invalid argument" when it comes. OpenBSD has no such limit.
+
+The ioctl method on FreeBSD 15. pfctl moved its table commands to netlink
+(PFNL_CMD_TABLE_* in sys/netpfil/pf/pf_nl.h), but the kernel still serves
+the DIOCR* table ioctls, unchanged and not behind COMPAT_FREEBSD14
+(sys/net/pfvar.h and pf_ioctl.c of FreeBSD main at 186c9554bad7, 2025), with
+the same struct pfioc_table, pfr_table and pfr_addr. So both methods work
+there; nothing here speaks netlink.
+
 Expiry. pf tables keep no time per entry, so `kernel_expiry` is False: the
 daemon unblocks expired entries, and `list()` reports every entry as
 PERMANENT (the daemon keeps the real times in its state).
@@ -62,11 +85,14 @@ from typing import Protocol
 from .base import PERMANENT, Backend, BackendError, Change
 from .bsd_structs import (MAXPATHLEN, PF_TABLE_NAME_SIZE, PFR_TFLAG_PERSIST, SYSTEMS, Network,
                           PfLayout, System, canonical, network, pf_layout, sort_key)
+from .sysctl import SysctlReader, read_sysctl
 
 log = logging.getLogger("syslogban.backend.pf")
 
 METHODS = ("pfctl", "ioctl", "auto")
 IoctlFunction = Callable[[int, int, bytearray], object]
+# The most entries one request may carry (net.pf.request_maxcount), None for no limit.
+Limit = Callable[[], int | None]
 
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _ANCHOR_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
@@ -142,6 +168,18 @@ def networks(targets: Iterable[str]) -> list[Network]:
         raise BackendError(f"not an address or prefix: {exc}") from None
 
 
+def too_many(table: str, count: int | None, limit: int) -> BackendError:
+    """The one line an admin sees when a request cannot fit net.pf.request_maxcount."""
+    if count is None:
+        return BackendError(f"pfctl cannot read pf table <{table}>: on FreeBSD, \"Invalid "
+                            f"argument\" there means it holds more entries than "
+                            f"net.pf.request_maxcount ({limit}); raise it above the table's "
+                            f"size (pfctl -vvsTables shows it): sysctl net.pf.request_maxcount=N")
+    return BackendError(f"pf table <{table}>: {count} entries in one request, more than "
+                        f"net.pf.request_maxcount ({limit}) allows; raise it: "
+                        f"sysctl net.pf.request_maxcount={count}")
+
+
 class _Table(Protocol):
     """One pf table, reached through pfctl or /dev/pf."""
 
@@ -157,16 +195,26 @@ class _Table(Protocol):
 class _Pfctl:
     """The table through pfctl: addresses as text lines on stdin (`-f -`)."""
 
-    def __init__(self, pfctl: str, table: str, anchor: str, timeout: float) -> None:
-        self.pfctl, self.timeout = pfctl, timeout
+    def __init__(self, pfctl: str, table: str, anchor: str, timeout: float,
+                 limit: Limit) -> None:
+        self.pfctl, self.table, self.timeout, self.limit = pfctl, table, timeout, limit
         self.prefix = [pfctl, "-q", *(["-a", anchor] if anchor else []), "-t", table, "-T"]
 
     def _run(self, command: str, nets: list[Network] | None = None) -> str:
         argv = [*self.prefix, command]
-        if nets is None:
-            return run_tool(argv, timeout=self.timeout)
-        data = "".join(canonical(n) + "\n" for n in nets).encode()
-        return run_tool([*argv, "-f", "-"], data, self.timeout)
+        data = None if nets is None else "".join(canonical(n) + "\n" for n in nets).encode()
+        try:
+            if data is None:
+                return run_tool(argv, timeout=self.timeout)
+            return run_tool([*argv, "-f", "-"], data, self.timeout)
+        except BackendError as exc:
+            # pfctl says only "Invalid argument." for a request above the limit
+            # (pfctl_table.c radix_perror of the ioctl's EINVAL).
+            limit, count = self.limit(), None if nets is None else len(nets)
+            if limit is not None and "Invalid argument" in str(exc) \
+                    and (count is None or count > limit):
+                raise too_many(self.table, count, limit) from None
+            raise
 
     def ensure(self) -> None:
         # Adding nothing creates the table (persist) if it is missing, keeps it if not.
@@ -217,9 +265,9 @@ class _Ioctl:
     pfr_table) array; the buffer lives until the ioctl returns."""
 
     def __init__(self, layout: PfLayout, device: str, table: str, anchor: str,
-                 ioctl: IoctlFunction) -> None:
+                 ioctl: IoctlFunction, limit: Limit) -> None:
         self.layout, self.device, self.name, self.anchor = layout, device, table, anchor
-        self.ioctl = ioctl
+        self.ioctl, self.limit = ioctl, limit
         self.fd: int | None = None
 
     def _call(self, request: str, buffer: ctypes.Array[ctypes.c_char], esize: int,
@@ -239,7 +287,14 @@ class _Ioctl:
                                f"{os.strerror(exc.errno or 0)}") from None
         return ioc
 
+    def _fits(self, count: int) -> None:
+        """Refuses, before asking, what the kernel would refuse with EINVAL."""
+        limit = self.limit()
+        if limit is not None and count > limit:
+            raise too_many(self.name, count, limit)
+
     def _addrs(self, request: str, nets: list[Network]) -> None:
+        self._fits(len(nets))
         data = self.layout.addrs(nets)
         self._call(request, ctypes.create_string_buffer(data, len(data)),
                    self.layout.addr_size, len(nets))
@@ -261,14 +316,15 @@ class _Ioctl:
         self._addrs("DIOCRSETADDRS", nets)
 
     def show(self) -> list[Network]:
-        capacity = 256
+        capacity = min(256, self.limit() or 256)
         while True:
             buffer = ctypes.create_string_buffer(capacity * self.layout.addr_size)
             ioc = self._call("DIOCRGETADDRS", buffer, self.layout.addr_size, capacity)
             size = self.layout.parse_ioc(ioc).size
             if size <= capacity:
                 return self.layout.parse_addrs(buffer.raw, size)
-            capacity = size  # the table grew: ask again with room for all
+            self._fits(size)
+            capacity = size  # pfr_get_addrs said how many there are: ask with room for all
 
     def flush(self) -> None:
         self._call("DIOCRCLRADDRS", ctypes.create_string_buffer(0), 0, 0)
@@ -292,7 +348,7 @@ class PfBackend(Backend):
     def __init__(self, table: str = "syslogban", anchor: str = "", pfctl: str = "/sbin/pfctl",
                  kill_states: bool | str = False, method: str = "pfctl", device: str = "/dev/pf",
                  system: str | None = None, timeout: float | str = 30.0,
-                 ioctl: IoctlFunction = _kernel_ioctl) -> None:
+                 ioctl: IoctlFunction = _kernel_ioctl, sysctl: SysctlReader = read_sysctl) -> None:
         if not isinstance(table, str) or len(table) >= PF_TABLE_NAME_SIZE \
                 or not _TABLE_NAME.fullmatch(table):
             raise BackendError(f"pf table name {table!r}: 1 to {PF_TABLE_NAME_SIZE - 1} "
@@ -311,13 +367,20 @@ class PfBackend(Backend):
             method = "ioctl" if chosen and os.access(device, os.W_OK) else "pfctl"
         self.table, self.anchor, self.method = table, anchor, method
         self.kill_states = option_bool("kill_states", kill_states)
-        self.pfctl = _Pfctl(pfctl, table, anchor, seconds)
+        self.sysctl = sysctl
+        self.pfctl = _Pfctl(pfctl, table, anchor, seconds, self._limit)
         self.io: _Table = self.pfctl
         if method == "ioctl":
             if chosen is None:
                 raise BackendError("the pf ioctl method needs system = \"freebsd\" or "
                                    f"\"openbsd\" (this machine is {platform.system()})")
-            self.io = _Ioctl(pf_layout(chosen, sys.byteorder), device, table, anchor, ioctl)
+            self.io = _Ioctl(pf_layout(chosen, sys.byteorder), device, table, anchor, ioctl,
+                             self._limit)
+
+    def _limit(self) -> int | None:
+        """net.pf.request_maxcount now (FreeBSD); None where there is no such limit."""
+        limit = self.sysctl("net.pf.request_maxcount")
+        return None if limit is None else max(limit, 1)
 
     def start(self) -> None:
         self.io.ensure()
@@ -330,15 +393,42 @@ class PfBackend(Backend):
             held = set(self.io.show())
             self.io.replace(sorted((held - set(deletes)) | set(adds), key=sort_key))
         elif adds:
-            self.io.add(adds)
+            self._chunked(self.io.add, self.io.delete, adds, restore_held=False)
         elif deletes:
-            self.io.delete(deletes)
+            self._chunked(self.io.delete, self.io.add, deletes, restore_held=True)
         if self.kill_states:
             for net in adds:
                 try:
                     self.pfctl.kill(net)
                 except BackendError as exc:
                     log.warning("blocked %s, but its states stay: %s", canonical(net), exc)
+
+    def _chunked(self, send: Callable[[list[Network]], None],
+                 undo: Callable[[list[Network]], None], nets: list[Network],
+                 restore_held: bool) -> None:
+        """Sends `nets` in requests of at most net.pf.request_maxcount entries; if
+        one fails, undoes what the earlier ones changed: the entries the table
+        did not hold (an add), or did hold (a delete), before the batch."""
+        limit = self._limit()
+        if limit is None or len(nets) <= limit:
+            send(nets)
+            return
+        held = set(self.io.show())
+        done: list[Network] = []
+        try:
+            for start in range(0, len(nets), limit):
+                send(nets[start:start + limit])
+                done += nets[start:start + limit]
+        except BackendError as exc:
+            changed = [n for n in done if (n in held) == restore_held]
+            try:
+                for start in range(0, len(changed), limit):
+                    undo(changed[start:start + limit])
+            except BackendError as again:
+                raise BackendError(f"{exc}; undoing the {len(done)} entries sent before "
+                                   f"failed too ({again}): the table may hold part of this "
+                                   "batch until the next sync") from None
+            raise
 
     def sync(self, active: Mapping[str, float], now: float) -> None:
         self.io.replace(networks(active))

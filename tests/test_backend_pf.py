@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import ipaddress
 import logging
 import struct
 from collections.abc import Iterator
@@ -129,14 +130,23 @@ def test_big_endian_layout_swaps_the_integers() -> None:
 
 class FakeDevPf:
     """Stands in for fcntl.ioctl on /dev/pf: keeps tables as the kernel would,
-    and records (request name, pfioc_table with its pointer zeroed, array)."""
+    and records (request name, pfioc_table with its pointer zeroed, array).
 
-    def __init__(self, system: str) -> None:
+    It follows FreeBSD sys/netpfil/pf/pf_ioctl.c pfioctl (main at 186c9554bad7):
+    DIOCRADDADDRS, DIOCRDELADDRS, DIOCRGETADDRS with pfrio_size above
+    pf_ioctl_maxcount (`maxcount`, net.pf.request_maxcount) and DIOCRSETADDRS
+    with max(size, size2) above it fail with EINVAL; and pf_table.c
+    pfr_get_addrs: a table larger than pfrio_size copies nothing and only
+    reports the size it needs. OpenBSD's pf_ioctl.c has no such limit
+    (maxcount None)."""
+
+    def __init__(self, system: str, maxcount: int | None = None) -> None:
         self.layout = pf_layout(system)  # type: ignore[arg-type]
         self.names = {self.layout.ioctl(name): name for name in IOCTLS}
         self.tables: dict[tuple[str, str], set[Any]] = {}
         self.calls: list[tuple[str, bytes, bytes]] = []
         self.fail: dict[str, int] = {}
+        self.maxcount = maxcount
 
     def __call__(self, fd: int, request: int, arg: bytearray) -> None:
         name = self.names[request]
@@ -147,6 +157,9 @@ class FakeDevPf:
         self.calls.append((name, bytes(arg[:1064]) + bytes(8) + bytes(arg[1072:]), array))
         if name in self.fail:
             raise OSError(self.fail[name], "fake")
+        if name != "DIOCRADDTABLES" and self.maxcount is not None \
+                and max(ioc.size, ioc.size2) > self.maxcount:
+            raise OSError(errno.EINVAL, "Invalid argument")
         key = (ioc.table.anchor, ioc.table.name)
         if name == "DIOCRADDTABLES":
             table = self.layout.pfr_table.parse(array)
@@ -183,9 +196,11 @@ def device(tmp_path: Path) -> str:
     return str(path)
 
 
-def ioctl_backend(system: str, device: str, **options: Any) -> tuple[PfBackend, FakeDevPf]:
-    kernel = FakeDevPf(system)
-    backend = PfBackend(method="ioctl", device=device, system=system, ioctl=kernel, **options)
+def ioctl_backend(system: str, device: str, maxcount: int | None = None,
+                  **options: Any) -> tuple[PfBackend, FakeDevPf]:
+    kernel = FakeDevPf(system, maxcount)
+    backend = PfBackend(method="ioctl", device=device, system=system, ioctl=kernel,
+                        sysctl={"net.pf.request_maxcount": maxcount}.get, **options)
     return backend, kernel
 
 
@@ -237,6 +252,76 @@ def test_ioctl_list_grows_its_buffer(device: str) -> None:
     assert backend.list() == dict.fromkeys(hosts, PERMANENT)
     sizes = [struct.unpack_from("<i", ioc, 1076)[0] for _, ioc, _ in kernel.take()]
     assert sizes == [256, 300]
+
+
+# --- more entries than net.pf.request_maxcount (FreeBSD) ---------------------
+
+def sizes(calls: list[tuple[str, bytes, bytes]], request: str) -> list[int]:
+    return [struct.unpack_from("<i", ioc, 1076)[0] for name, ioc, _ in calls if name == request]
+
+
+def test_ioctl_batches_above_request_maxcount_go_in_chunks(device: str) -> None:
+    backend, kernel = ioctl_backend("freebsd", device, maxcount=3)
+    backend.sync({"192.0.2.1": NOW + 60}, NOW)
+    kernel.take()
+    hosts = [f"192.0.2.{i}" for i in range(1, 8)]
+    backend.apply([Change(True, h, NOW + 60) for h in hosts], NOW)
+    calls = kernel.take()
+    assert [name for name, _, _ in calls if name != "DIOCRADDTABLES"] == [
+        "DIOCRGETADDRS", "DIOCRADDADDRS", "DIOCRADDADDRS", "DIOCRADDADDRS"]
+    assert sizes(calls, "DIOCRADDADDRS") == [3, 3, 1]
+    assert kernel.tables[("", "syslogban")] == {network(h) for h in hosts}
+    # Deletes too; the table is read first (for the undo), so it must fit one request.
+    kernel.tables[("", "syslogban")] = {network(h) for h in hosts[:3]}
+    backend.apply([Change(False, h, 0) for h in hosts[1:]], NOW)
+    assert sizes(kernel.take(), "DIOCRDELADDRS") == [3, 3]
+    assert backend.list() == {"192.0.2.1": PERMANENT}
+
+
+@pytest.mark.parametrize("block", [True, False])
+def test_a_chunk_that_fails_undoes_the_earlier_ones(device: str, block: bool) -> None:
+    backend, kernel = ioctl_backend("freebsd", device, maxcount=2)
+    before = {"192.0.2.1": NOW + 60, "192.0.2.4": NOW + 60}
+    backend.sync(before, NOW)
+    request = "DIOCRADDADDRS" if block else "DIOCRDELADDRS"
+    seen = []
+
+    def second_fails(fd: int, number: int, arg: bytearray) -> None:
+        seen.append(kernel.names[number])
+        if seen.count(request) == 2 and kernel.names[number] == request:
+            raise OSError(errno.ENOMEM, "fake")
+        kernel(fd, number, arg)
+
+    backend.io.ioctl = second_fails  # type: ignore[attr-defined]
+    hosts = [f"192.0.2.{i}" for i in range(1, 6)]
+    with pytest.raises(BackendError, match=f"^{request} on table <syslogban> failed: "
+                                           "Cannot allocate memory$"):
+        backend.apply([Change(block, h, NOW + 60) for h in hosts], NOW)
+    assert backend.list() == dict.fromkeys(before, PERMANENT)
+
+
+def test_a_replace_or_read_that_cannot_fit_names_the_sysctl(device: str) -> None:
+    backend, kernel = ioctl_backend("freebsd", device, maxcount=3)
+    hosts = {f"192.0.2.{i}": NOW + 60 for i in range(1, 5)}
+    with pytest.raises(BackendError) as raised:
+        backend.sync(hosts, NOW)
+    assert str(raised.value) == ("pf table <syslogban>: 4 entries in one request, more than "
+                                 "net.pf.request_maxcount (3) allows; raise it: "
+                                 "sysctl net.pf.request_maxcount=4")
+    assert "DIOCRSETADDRS" not in [name for name, _, _ in kernel.take()]
+    kernel.tables[("", "syslogban")] = {network(h) for h in hosts} | {network("192.0.2.9")}
+    with pytest.raises(BackendError, match=r"^pf table <syslogban>: 5 entries in one request, "
+                                           r".*sysctl net.pf.request_maxcount=5$"):
+        backend.list()
+    assert sizes(kernel.take(), "DIOCRGETADDRS") == [3]   # never more than the kernel takes
+
+
+def test_without_the_sysctl_a_batch_is_one_request(device: str) -> None:
+    # OpenBSD has no net.pf.request_maxcount (its pf_ioctl.c checks no count).
+    backend, kernel = ioctl_backend("openbsd", device)
+    hosts = [str(ipaddress.ip_address(0x0A000000 + i)) for i in range(1000)]
+    backend.apply([Change(True, h, NOW + 60) for h in hosts], NOW)
+    assert sizes(kernel.take(), "DIOCRADDADDRS") == [1000]
 
 
 def test_ioctl_errors_say_which_request_and_why(device: str) -> None:
@@ -349,8 +434,8 @@ def test_a_failing_batch_changes_nothing(pfctl: FakeTool, failing: str,
     pfctl.set_state({"tables": {":syslogban": ["192.0.2.1"]}, "killed": []})
     pfctl.fail(failing)
     with pytest.raises(BackendError, match=r"pfctl -q -t syslogban -T \w+ -f - failed "
-                                           r"\(exit status 1\): pfctl: DIOCRSETADDRS: "
-                                           r"Operation not permitted \(fake failure\)"):
+                                           r"\(exit status 1\): pfctl: Operation not "
+                                           r"permitted\.$"):
         backend_on(pfctl).apply(batch, NOW)
     assert pfctl.state()["tables"] == {":syslogban": ["192.0.2.1"]}
 
@@ -435,3 +520,49 @@ def test_targets_that_are_not_addresses_are_refused(pfctl: FakeTool) -> None:
     with pytest.raises(BackendError, match="not an address or prefix"):
         backend.sync({"mail.example": NOW}, NOW)
     assert pfctl.take() == []
+
+
+@pytest.fixture
+def limited(pfctl: FakeTool) -> FakeTool:
+    """pfctl of FreeBSD 14 with net.pf.request_maxcount = 2."""
+    pfctl.monkeypatch.setenv("SYSLOGBAN_FAKE_MAXCOUNT", "2")
+    return pfctl
+
+
+def test_pfctl_batches_above_the_limit_go_in_chunks(limited: FakeTool) -> None:
+    backend = backend_on(limited, sysctl={"net.pf.request_maxcount": 2}.get)
+    backend.start()
+    limited.take()
+    backend.apply([Change(True, f"192.0.2.{i}", NOW + 60) for i in range(1, 6)], NOW)
+    assert limited.take() == [call("-q", "-t", "syslogban", "-T", "show"),
+                              ADD_DATA("192.0.2.1\n192.0.2.2\n"),
+                              ADD_DATA("192.0.2.3\n192.0.2.4\n"), ADD_DATA("192.0.2.5\n")]
+    assert len(limited.state()["tables"][":syslogban"]) == 5
+
+
+def ADD_DATA(data: str) -> dict[str, Any]:
+    return call("-q", "-t", "syslogban", "-T", "add", "-f", "-", data=data)
+
+
+def test_pfctl_replace_and_show_above_the_limit_name_the_sysctl(limited: FakeTool) -> None:
+    backend = backend_on(limited, sysctl={"net.pf.request_maxcount": 2}.get)
+    with pytest.raises(BackendError) as raised:
+        backend.sync(dict.fromkeys(["192.0.2.1", "192.0.2.2", "192.0.2.3"], NOW + 60), NOW)
+    assert str(raised.value) == ("pf table <syslogban>: 3 entries in one request, more than "
+                                 "net.pf.request_maxcount (2) allows; raise it: "
+                                 "sysctl net.pf.request_maxcount=3")
+    limited.set_state({"tables": {":syslogban": ["192.0.2.1", "192.0.2.2", "192.0.2.3"]},
+                       "killed": []})
+    with pytest.raises(BackendError, match=r"^pfctl cannot read pf table <syslogban>: .* more "
+                                           r"entries than net.pf.request_maxcount \(2\); .*"
+                                           r"sysctl net.pf.request_maxcount=N$"):
+        backend.list()
+
+
+def test_pfctl_without_the_limit_replaces_in_one_run(pfctl: FakeTool) -> None:
+    # pfctl of FreeBSD 15 sends tables over netlink, which has no such limit:
+    # the replace is tried, and works, even with a small request_maxcount.
+    backend = backend_on(pfctl, sysctl={"net.pf.request_maxcount": 2}.get)
+    backend.sync(dict.fromkeys(["192.0.2.1", "192.0.2.2", "192.0.2.3"], NOW + 60), NOW)
+    assert len(pfctl.take()) == 1
+    assert len(pfctl.state()["tables"][":syslogban"]) == 3
