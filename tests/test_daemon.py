@@ -243,7 +243,8 @@ def test_block_runs_the_exec_hook_with_the_address_as_its_own_argument(
     hook.chmod(0o755)
     d = start(daemons, tmp_path, "--notify", f"exec_argv={hook},--")
     d.send(attack_lines("192.0.2.1"))
-    d.wait_for(record.exists, "the hook")
+    # the hook creates its file, then writes: wait for the whole line
+    d.wait_for(lambda: record.exists() and record.read_text().endswith("\n"), "the hook")
     assert record.read_text() == "['--', '192.0.2.1']score\n"
 
 
