@@ -28,7 +28,6 @@ import socket
 import sys
 import tempfile
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,27 +35,22 @@ from typing import Any
 
 from . import __version__
 from .backends import Backend, BackendError, Change, create
-from .blocker import Block, Blocker, normal_target
-from .config import Config, load, own_addresses, resolve_allow
+from .blocker import Block, normal_target
+from .config import Config, load
 from .control import ControlServer
-from .correlation import Correlator
-from .durations import PERMANENT, format_duration, parse_duration
+from .decisions import Decisions
+from .durations import format_duration
+from .engine import Engine
 from .framing import LineFramer
-from .matcher import Matcher
 from .notify import Notifier, NotifyConfig
-from .pipeline import Detection, Pipeline
+from .pipeline import Detection
 from .privileges import capabilities, drop_to
-from .record import FACILITIES, RecordParser
-from .scanner import Scanner
-from .signatures import Signature, load_rules, select
 from .sources import (READ_SIZE, InputCounters, SenderGate, activated_sockets, listen_tcp,
                       listen_udp, listen_unix, read_stream, stdin_reader, udp_drops)
 from .state import State, StateError
 
 log = logging.getLogger("syslogban")
 
-EVIDENCE_LINES = 5          # kept per address, shown by `why`
-EVIDENCE_ADDRESSES = 65536  # addresses with evidence kept (the most recent)
 RETRY_DELAYS = (0.1, 0.5, 2.0, 5.0, 15.0, 30.0)
 PRUNE_EVERY = 60.0
 
@@ -71,46 +65,17 @@ class DaemonCounters:
     started: float = field(default_factory=time.time)
 
 
-@dataclass(slots=True)
-class Engine:
-    """Everything a configuration builds, swapped as a whole on reload."""
-
-    config: Config
-    signatures: list[Signature]
-    pipeline: Pipeline
-    allow: list[str]
-
-    @classmethod
-    def build(cls, config: Config, previous: Engine | None = None) -> Engine:
-        dirs = [Path(d) for d in config.rules] or None
-        signatures = select(load_rules(dirs), config.enable, config.disable)
-        matcher = Matcher(signatures, Correlator(config.sessions, config.session_ttl))
-        if previous is not None:  # sessions in flight survive a reload
-            matcher.correlator = previous.pipeline.matcher.correlator
-        parser = RecordParser(config.max_record_size, timestamps=False)  # its own clock decides
-        scanner = Scanner(matcher.prefilters(), config.max_record_size)
-        facilities = frozenset(FACILITIES.index(f) for f in config.facilities)
-        pipeline = Pipeline(parser, matcher, scanner, facilities=facilities,
-                            ignored_programs=frozenset({"syslogban"}))
-        if previous is not None:
-            pipeline.counters = previous.pipeline.counters
-        own = own_addresses() if config.allow_own_addresses else []
-        allow = [str(n) for n in resolve_allow(config.allow, own)]
-        return cls(config, signatures, pipeline, allow)
-
-
 class Daemon:
     def __init__(self, config: Config, config_path: str | None = None, flags: Any = None) -> None:
         self.config_path = config_path  # what `reload` reads again
         self.flags = flags
         self.engine = Engine.build(config)
-        self.blocker = Blocker(config.blocker(self._networks(self.engine.allow)))
+        self.decisions = Decisions(self.engine.blocker_config())
         self.state = State(":memory:" if config.dry_run else config.state, config.state_durable)
         self.backend: Backend = (create("null") if config.dry_run
                                  else create(config.backend, **config.backend_options))
         self.framer = LineFramer(config.max_record_size)
         self.counters = DaemonCounters()
-        self.evidence: OrderedDict[str, list[str]] = OrderedDict()
         self.pending: list[tuple[Block, list[str]]] = []
         self.unpending: list[Block] = []
         self.wakeup = asyncio.Event()
@@ -145,7 +110,7 @@ class Daemon:
         config = self.engine.config
         now = time.time()
         active, history, ended = self.state.load(now)
-        self.blocker.restore(active, history)
+        self.decisions.blocker.restore(active, history)
         self.backend.start()
         self.backend.sync({b.target: b.until for b in active}, now)
         log.info("syslogban %s: %d signatures, backend %s, %d blocks restored, "
@@ -189,7 +154,7 @@ class Daemon:
         self.state.close()
         log.warning("syslogban stopped (%s; %d records read, %d addresses tracked)",
                     "blocks removed" if config.flush_on_exit else "blocks kept in place",
-                    self.engine.pipeline.counters.lines, self.blocker.tracked())
+                    self.engine.pipeline.counters.lines, self.decisions.blocker.tracked())
         return 0
 
     def _drop_privileges(self, config: Config) -> None:
@@ -321,20 +286,9 @@ class Daemon:
             self._decide(detection, now)
 
     def _decide(self, detection: Detection, now: float) -> None:
-        address = detection.attack.address
-        lines = self.evidence.get(address)
-        if lines is None:  # plain lists: a deque costs 600 bytes per address
-            lines = self.evidence[address] = []
-            if len(self.evidence) > EVIDENCE_ADDRESSES:
-                self.evidence.popitem(last=False)
-        else:
-            self.evidence.move_to_end(address)
-            if len(lines) >= EVIDENCE_LINES:
-                del lines[0]
-        lines.append(detection.record.message)
-        block = self.blocker.observe(detection.attack, now)
-        if block is not None:
-            self.pending.append((block, list(lines)))
+        decided = self.decisions.decide(detection, now)
+        if decided is not None:
+            self.pending.append(decided)
             self.wakeup.set()
 
     # ------------------------------------------------------------- applying
@@ -365,7 +319,7 @@ class Daemon:
             blocks, self.pending = self.pending, []
             unblocks, self.unpending = self.unpending, []
             if blocks or unblocks:
-                history = {b.target: self.blocker.history[b.target] for b, _ in blocks}
+                history = {b.target: self.decisions.blocker.history[b.target] for b, _ in blocks}
                 try:  # in a thread: a durable commit waits for the disk, the loop must not
                     await asyncio.to_thread(self._commit, blocks, history, unblocks)
                 except StateError as exc:
@@ -462,7 +416,7 @@ class Daemon:
             held, reason = set(), str(exc)
         else:
             reason = ""
-        active = self.blocker.active
+        active = self.decisions.blocker.active
         missing = {t for t, b in active.items() if b.until > now + 5} - held
         stale = held - set(active)
         if not (missing or stale or reason):
@@ -479,13 +433,13 @@ class Daemon:
 
     def _resync(self, now: float) -> None:
         self.backend.start()
-        self.backend.sync({t: b.until for t, b in self.blocker.active.items()}, now)
+        self.backend.sync({t: b.until for t, b in self.decisions.blocker.active.items()}, now)
 
     async def _expirer(self) -> None:
         while True:
-            due = self.blocker.next_expiry()
+            due = self.decisions.blocker.next_expiry()
             await asyncio.sleep(1.0 if due is None else min(max(due - time.time(), 0.0), 1.0))
-            ended = self.blocker.expire(time.time())
+            ended = self.decisions.blocker.expire(time.time())
             if ended:
                 self.counters.unblocks += len(ended)
                 if self.backend.kernel_expiry:
@@ -502,7 +456,7 @@ class Daemon:
             if time.monotonic() - last_check >= config.firewall_check:
                 last_check = time.monotonic()
                 await self.check_firewall()
-            self.blocker.prune(time.time())
+            self.decisions.blocker.prune(time.time())
             self.inputs.kernel_drops = sum(udp_drops(s) for s in self._udp
                                            if s.family != socket.AF_UNIX)
             if self.notifier is not None:
@@ -521,14 +475,10 @@ class Daemon:
             log.error("reload failed, the previous configuration stays in force: %s", exc)
             return {"ok": False, "error": f"reload failed, previous configuration kept: {exc}"}
         self.engine = engine
-        blocker_config = config.blocker(self._networks(engine.allow))
-        fresh = Blocker(blocker_config)
-        fresh.restore(self.blocker.active.values(), self.blocker.history)
-        fresh.counters = self.blocker.counters
-        self.blocker = fresh
+        self.decisions.reconfigure(engine.blocker_config())
         async with self.firewall:
             await asyncio.to_thread(self.backend.sync,
-                                    {t: b.until for t, b in self.blocker.active.items()},
+                                    {t: b.until for t, b in self.decisions.blocker.active.items()},
                                     time.time())
         log.info("reloaded: %d signatures, %d allow-list entries",
                  len(engine.signatures), len(engine.allow))
@@ -543,7 +493,7 @@ class Daemon:
                 return {"ok": True, **self.status()}
             if command == "list":
                 return {"ok": True, "blocks": [self._block_json(b) for b in
-                                               sorted(self.blocker.active.values(),
+                                               sorted(self.decisions.blocker.active.values(),
                                                       key=lambda b: b.since)]}
             if command == "block":
                 return await self._manual_block(request)
@@ -558,33 +508,26 @@ class Daemon:
         return {"ok": False, "error": f"unknown command {command!r}"[:100]}
 
     async def _manual_block(self, request: dict[str, Any]) -> dict[str, Any]:
-        now = time.time()
-        duration = parse_duration(request.get("for", "permanent"))
-        block = self.blocker.block(str(request.get("target", "")),
-                                   now + duration if duration != PERMANENT else PERMANENT, now)
+        block = self.decisions.block(str(request.get("target", "")),
+                                     request.get("for", "permanent"), time.time())
         self.pending.append((block, ["manual block over the control socket"]))
         await self._flush()
         return {"ok": True, "block": self._block_json(block)}
 
     async def _manual_unblock(self, request: dict[str, Any]) -> dict[str, Any]:
-        target = normal_target(str(request.get("target", "")))
-        block = self.blocker.unblock(target)
-        if block is None:
-            allowed = "/" not in target and self.blocker.allows(target)
-            reason = "it is allow-listed and never blocked" if allowed else "it is not blocked"
-            return {"ok": False, "error": f"{target}: {reason}"}
+        block = self.decisions.unblock(str(request.get("target", "")))
         self.unpending.append(block)
         await self._flush()
-        return {"ok": True, "unblocked": target}
+        return {"ok": True, "unblocked": block.target}
 
     def why(self, text: str) -> dict[str, Any]:
         target = normal_target(text)
-        block = self.blocker.active.get(target)
-        history = self.blocker.history.get(target)
-        evidence = list(self.evidence.get(target, ())) or self.state.evidence(target)
+        block = self.decisions.blocker.active.get(target)
+        history = self.decisions.blocker.history.get(target)
+        evidence = list(self.decisions.evidence.get(target, ())) or self.state.evidence(target)
         if block is None and history is None and not evidence:
             raise ValueError(f"{target}: nothing known about it")
-        return {"target": target, "allowed": "/" not in target and self.blocker.allows(target),
+        return {"target": target, "allowed": "/" not in target and self.decisions.blocker.allows(target),
                 "block": self._block_json(block) if block else None,
                 "history": asdict(history) if history else None, "evidence": evidence}
 
@@ -611,10 +554,10 @@ class Daemon:
                 "records_rejected": dict(c.rejected), "records_filtered": c.filtered,
                 "attacks": dict(c.attacks), "invalid_addresses": matcher.invalid_addresses,
                 "sessions": asdict(matcher.correlator.counters),
-                "blocker": asdict(self.blocker.counters),
-                "blocks_active": len(self.blocker.active),
+                "blocker": asdict(self.decisions.blocker.counters),
+                "blocks_active": len(self.decisions.blocker.active),
                 "inputs": asdict(self.inputs),
-                "addresses_tracked": self.blocker.tracked(),
+                "addresses_tracked": self.decisions.blocker.tracked(),
                 **{k: v for k, v in asdict(self.counters).items() if k != "started"},
             },
         }

@@ -1,0 +1,58 @@
+"""The engine: what a configuration builds for detection, swapped whole on reload.
+
+Rules of this file:
+* It only builds: signatures (loaded and selected), the detection pipeline
+  (parser, scanner, matcher) and the resolved allow-list. Running them is the
+  daemon's; blocking is the decisions'.
+* Building may fail (a broken rule file, a name that does not resolve): it
+  then raises and the caller keeps the engine it has. A reload builds the
+  new engine from the previous one, so that sessions in flight and the
+  pipeline's counters survive it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from .blocker import BlockerConfig
+from .config import Config, own_addresses, resolve_allow
+from .correlation import Correlator
+from .matcher import Matcher
+from .pipeline import Pipeline
+from .record import FACILITIES, RecordParser
+from .scanner import Scanner
+from .signatures import Signature, load_rules, select
+
+
+@dataclass(slots=True)
+class Engine:
+    """Everything a configuration builds, swapped as a whole on reload."""
+
+    config: Config
+    signatures: list[Signature]
+    pipeline: Pipeline
+    allow: list[str]
+
+    @classmethod
+    def build(cls, config: Config, previous: Engine | None = None) -> Engine:
+        dirs = [Path(d) for d in config.rules] or None
+        signatures = select(load_rules(dirs), config.enable, config.disable)
+        matcher = Matcher(signatures, Correlator(config.sessions, config.session_ttl))
+        if previous is not None:  # sessions in flight survive a reload
+            matcher.correlator = previous.pipeline.matcher.correlator
+        parser = RecordParser(config.max_record_size, timestamps=False)  # its own clock decides
+        scanner = Scanner(matcher.prefilters(), config.max_record_size)
+        facilities = frozenset(FACILITIES.index(f) for f in config.facilities)
+        pipeline = Pipeline(parser, matcher, scanner, facilities=facilities,
+                            ignored_programs=frozenset({"syslogban"}))
+        if previous is not None:
+            pipeline.counters = previous.pipeline.counters
+        own = own_addresses() if config.allow_own_addresses else []
+        allow = [str(n) for n in resolve_allow(config.allow, own)]
+        return cls(config, signatures, pipeline, allow)
+
+    def blocker_config(self) -> BlockerConfig:
+        """The blocker's policy, with this engine's allow-list."""
+        return self.config.blocker([ipaddress.ip_network(a) for a in self.allow])
