@@ -94,7 +94,11 @@ def test_gate_rate_is_per_sender_and_refills() -> None:
 # ------------------------------------------------------------ the listeners
 
 def listening(tmp: Path, daemons: list[Daemon], *args: str) -> Daemon:
-    return start(daemons, tmp, "--stdin", "false", *args)
+    """A daemon whose listeners are bound (they start after its control socket)."""
+    d = start(daemons, tmp, "--stdin", "false", *args)
+    d.wait_for(lambda: d.log.read_text().count("listening on ") == args.count("--listen"),
+               "the listeners")
+    return d
 
 
 def test_udp_listener_blocks_and_counts(tmp_path: Path, daemons: list[Daemon]) -> None:
