@@ -29,17 +29,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .backends import Backend, BackendError, Change, create
+from .backends import Backend, create
 from .blocker import Block, normal_target
 from .config import Config, load
 from .control import ControlServer
 from .decisions import Decisions
 from .durations import format_duration
+from .enforcer import Enforcer
 from .engine import Engine
 from .framing import LineFramer
 from .notify import Notifier, NotifyConfig
@@ -47,22 +48,11 @@ from .pipeline import Detection
 from .privileges import capabilities, drop_to
 from .sources import (READ_SIZE, InputCounters, SenderGate, activated_sockets, listen_tcp,
                       listen_udp, listen_unix, read_stream, stdin_reader, udp_drops)
-from .state import State, StateError
+from .state import State
 
 log = logging.getLogger("syslogban")
 
-RETRY_DELAYS = (0.1, 0.5, 2.0, 5.0, 15.0, 30.0)
 PRUNE_EVERY = 60.0
-
-
-@dataclass(slots=True)
-class DaemonCounters:
-    batches: int = 0
-    backend_errors: int = 0
-    state_errors: int = 0
-    unblocks: int = 0
-    repairs: int = 0  # syncs after the firewall was found to differ
-    started: float = field(default_factory=time.time)
 
 
 class Daemon:
@@ -75,16 +65,11 @@ class Daemon:
         self.backend: Backend = (create("null") if config.dry_run
                                  else create(config.backend, **config.backend_options))
         self.framer = LineFramer(config.max_record_size)
-        self.counters = DaemonCounters()
-        self.pending: list[tuple[Block, list[str]]] = []
-        self.unpending: list[Block] = []
-        self.wakeup = asyncio.Event()
+        self.started = time.time()
+        self.enforcer = Enforcer(self.decisions, self.state, self.backend, config.batch_delay,
+                                 self._blocked)
         self.stopping = asyncio.Event()
         self.control: ControlServer | None = None
-        self._commit_lock = asyncio.Lock()
-        self.firewall = asyncio.Lock()  # one driver call at a time, from any task
-        self._committed: list[tuple[list[tuple[Block, list[str]]], list[Block]]] = []
-        self._closing = False
         self.inputs = InputCounters()
         self._gate = SenderGate(self._networks(config.listen_allow), config.listen_rate)
         self._inbox: list[bytes] = []
@@ -111,8 +96,7 @@ class Daemon:
         now = time.time()
         active, history, ended = self.state.load(now)
         self.decisions.blocker.restore(active, history)
-        self.backend.start()
-        self.backend.sync({b.target: b.until for b in active}, now)
+        self.enforcer.start(now)
         log.info("syslogban %s: %d signatures, backend %s, %d blocks restored, "
                  "%d ended while stopped", __version__, len(self.engine.signatures),
                  self.backend.name, len(active), len(ended))
@@ -123,8 +107,7 @@ class Daemon:
         if config.control:
             self.control = ControlServer(config.control, self.handle, config.control_group)
             await self.control.start()
-        flusher = asyncio.create_task(self._flusher())
-        tasks = [asyncio.create_task(self._expirer()), asyncio.create_task(self._housekeeping())]
+        tasks = [asyncio.create_task(self._housekeeping())]
         servers = await self._listen(config)
         if config.user and not config.dry_run:
             self._drop_privileges(config)
@@ -139,18 +122,12 @@ class Daemon:
         for server in servers:
             server.close()
         self._drain()
-        # The flusher is never cancelled in the middle of a batch (the batch
-        # would be lost, and the state closed under a commit): it ends after it.
-        self._closing = True
-        self.wakeup.set()
-        await flusher
-        await self._flush()
+        await self.enforcer.close(flush_firewall=config.flush_on_exit)
         if self.notifier is not None:
             await asyncio.gather(*self.notifications, return_exceptions=True)
             await self.notifier.close()
         if self.control is not None:
             await self.control.close()
-        self.backend.stop(flush=config.flush_on_exit)
         self.state.close()
         log.warning("syslogban stopped (%s; %d records read, %d addresses tracked)",
                     "blocks removed" if config.flush_on_exit else "blocks kept in place",
@@ -256,7 +233,7 @@ class Daemon:
                         replies.append(b"DEFER_COMMIT" if in_transaction else b"OK")
                 if records:
                     self._detect(b"\n".join(records) + b"\n")
-                if not await self._flush(wait_for_firewall=False):
+                if not await self.enforcer.commit():
                     # rsyslog keeps what is not confirmed and sends it again
                     replies = [b"ERROR the state file cannot be written"] * len(replies)
                 _reply(replies)
@@ -288,165 +265,15 @@ class Daemon:
     def _decide(self, detection: Detection, now: float) -> None:
         decided = self.decisions.decide(detection, now)
         if decided is not None:
-            self.pending.append(decided)
-            self.wakeup.set()
+            self.enforcer.queue(*decided)
 
-    # ------------------------------------------------------------- applying
-
-    async def _flusher(self) -> None:
-        """A batch leaves as soon as the previous one is done: decisions made while
-        one is applied make the next batch, so batches grow with the load and a
-        lone block waits for nothing (batch_delay can add a wait)."""
-        while not self._closing:
-            await self.wakeup.wait()
-            if self.engine.config.batch_delay and not self._closing:
-                await asyncio.sleep(self.engine.config.batch_delay)
-            self.wakeup.clear()
-            await self._flush()
-
-    async def _flush(self, wait_for_firewall: bool = True) -> bool:
-        """Commits, applies and reports what was decided since the last batch.
-
-        Returns whether the commit succeeded. When this returns, every decision
-        made before the call is committed (the lock orders concurrent flushes),
-        which is what omprog's confirmations wait for; they need not wait for
-        the firewall: committed batches wait in a queue that one batch at a
-        time leaves, under the firewall lock (a driver is never called twice
-        at once: libnftables aborts when it is).
-        """
-        committed = True
-        async with self._commit_lock:
-            blocks, self.pending = self.pending, []
-            unblocks, self.unpending = self.unpending, []
-            if blocks or unblocks:
-                history = {b.target: self.decisions.blocker.history[b.target] for b, _ in blocks}
-                try:  # in a thread: a durable commit waits for the disk, the loop must not
-                    await asyncio.to_thread(self._commit, blocks, history, unblocks)
-                except StateError as exc:
-                    committed = False
-                    self.counters.state_errors += 1
-                    log.error("%s; protection goes on from memory", exc)
-                self._committed.append((blocks, unblocks))
-        if wait_for_firewall:
-            await self._apply_committed()
-        elif self._committed:
-            self.wakeup.set()  # the flusher takes them to the firewall
-        return committed
-
-    async def _apply_committed(self) -> None:
-        """Every committed batch waiting, as one firewall batch."""
-        async with self.firewall:
-            queued, self._committed = self._committed, []
-            blocks = [b for batch, _ in queued for b in batch]
-            unblocks = [b for _, batch in queued for b in batch]
-            if blocks or unblocks:
-                await self._apply_and_report(blocks, unblocks)
-
-    async def _apply_and_report(self, blocks: list[tuple[Block, list[str]]],
-                                unblocks: list[Block]) -> None:
-        changes = [Change(True, b.target, b.until) for b, _ in blocks]
-        changes += [Change(False, b.target, 0.0) for b in unblocks]
-        await self._apply(changes)
-        for block, evidence in blocks:
-            log.warning("blocked %s for %s (%s, score %d: %s; block #%d)", block.target,
-                        format_duration(block.until - block.since), block.reason,
-                        block.score, ", ".join(block.signatures), block.nth)
-            if self.notifier is not None:  # a slow mail server must not hold the loop
-                task = asyncio.create_task(self.notifier.on_block(block, evidence, time.time()))
-                self.notifications.add(task)
-                task.add_done_callback(self.notifications.discard)
-        for block in unblocks:
-            log.info("unblocked %s", block.target)
-
-    def _commit(self, blocks: list[tuple[Block, list[str]]], history: dict[str, Any],
-                unblocks: list[Block]) -> None:
-        self.state.record(blocks, history)
-        self.state.remove([b.target for b in unblocks])
-
-    async def _apply(self, changes: list[Change]) -> None:
-        """One batch, retried with back-off; the daemon goes on deciding meanwhile.
-
-        When a batch of several changes is refused, each is tried alone once,
-        so that one change the firewall will never take does not hold back the
-        others. What still fails after the last retry is left to the next
-        firewall check, which repairs any difference with a sync.
-        """
-        for attempt, delay in enumerate((0.0, *RETRY_DELAYS)):
-            if delay:
-                await asyncio.sleep(delay)
-            try:
-                await asyncio.to_thread(self.backend.apply, changes, time.time())
-                self.counters.batches += 1
-                return
-            except BackendError as exc:
-                self.counters.backend_errors += 1
-                log.error("firewall update failed (attempt %d): %s", attempt + 1, exc)
-            if attempt == 0 and len(changes) > 1:
-                changes = [c for c in changes if not await self._applied([c])]
-                if not changes:
-                    return
-        log.error("giving up on %d changes for now; the next firewall check repairs them",
-                  len(changes))
-
-    async def _applied(self, changes: list[Change]) -> bool:
-        try:
-            await asyncio.to_thread(self.backend.apply, changes, time.time())
-        except BackendError as exc:
-            self.counters.backend_errors += 1
-            log.error("firewall refused %s: %s", changes[0].target, exc)
-            return False
-        self.counters.batches += 1
-        return True
-
-    async def check_firewall(self) -> bool:
-        """Repairs the firewall when it no longer holds what the state says.
-
-        An admin's `nft flush ruleset`, a firewall reload, a batch given up on:
-        whatever the cause, one sync makes them equal again. Blocks about to
-        end are left out of the comparison (the kernel may end them first).
-        """
-        async with self.firewall:
-            return await self._check_firewall()
-
-    async def _check_firewall(self) -> bool:
-        now = time.time()
-        try:
-            held = set(await asyncio.to_thread(self.backend.list))
-        except BackendError as exc:
-            held, reason = set(), str(exc)
-        else:
-            reason = ""
-        active = self.decisions.blocker.active
-        missing = {t for t, b in active.items() if b.until > now + 5} - held
-        stale = held - set(active)
-        if not (missing or stale or reason):
-            return False
-        self.counters.repairs += 1
-        log.warning("the firewall differs from the state (%d missing, %d not ours%s): "
-                    "repairing", len(missing), len(stale), f"; {reason}" if reason else "")
-        try:
-            await asyncio.to_thread(self._resync, time.time())
-        except BackendError as exc:
-            self.counters.backend_errors += 1
-            log.error("firewall repair failed, next check retries: %s", exc)
-        return True
-
-    def _resync(self, now: float) -> None:
-        self.backend.start()
-        self.backend.sync({t: b.until for t, b in self.decisions.blocker.active.items()}, now)
-
-    async def _expirer(self) -> None:
-        while True:
-            due = self.decisions.blocker.next_expiry()
-            await asyncio.sleep(1.0 if due is None else min(max(due - time.time(), 0.0), 1.0))
-            ended = self.decisions.blocker.expire(time.time())
-            if ended:
-                self.counters.unblocks += len(ended)
-                if self.backend.kernel_expiry:
-                    self.state.remove(b.target for b in ended)
-                else:
-                    self.unpending.extend(ended)
-                    self.wakeup.set()
+    def _blocked(self, block: Block, evidence: list[str]) -> None:
+        """A block the firewall holds: notified in a task of its own (a slow mail
+        server must not hold the loop)."""
+        if self.notifier is not None:
+            task = asyncio.create_task(self.notifier.on_block(block, evidence, time.time()))
+            self.notifications.add(task)
+            task.add_done_callback(self.notifications.discard)
 
     async def _housekeeping(self) -> None:
         last_check = time.monotonic()
@@ -455,7 +282,7 @@ class Daemon:
             await asyncio.sleep(min(PRUNE_EVERY, config.metrics_interval, config.firewall_check))
             if time.monotonic() - last_check >= config.firewall_check:
                 last_check = time.monotonic()
-                await self.check_firewall()
+                await self.enforcer.check_firewall()
             self.decisions.blocker.prune(time.time())
             self.inputs.kernel_drops = sum(udp_drops(s) for s in self._udp
                                            if s.family != socket.AF_UNIX)
@@ -476,10 +303,8 @@ class Daemon:
             return {"ok": False, "error": f"reload failed, previous configuration kept: {exc}"}
         self.engine = engine
         self.decisions.reconfigure(engine.blocker_config())
-        async with self.firewall:
-            await asyncio.to_thread(self.backend.sync,
-                                    {t: b.until for t, b in self.decisions.blocker.active.items()},
-                                    time.time())
+        self.enforcer.batch_delay = config.batch_delay
+        await self.enforcer.sync()
         log.info("reloaded: %d signatures, %d allow-list entries",
                  len(engine.signatures), len(engine.allow))
         return {"ok": True, "signatures": len(engine.signatures)}
@@ -510,14 +335,14 @@ class Daemon:
     async def _manual_block(self, request: dict[str, Any]) -> dict[str, Any]:
         block = self.decisions.block(str(request.get("target", "")),
                                      request.get("for", "permanent"), time.time())
-        self.pending.append((block, ["manual block over the control socket"]))
-        await self._flush()
+        self.enforcer.queue(block, ["manual block over the control socket"])
+        await self.enforcer.flush()
         return {"ok": True, "block": self._block_json(block)}
 
     async def _manual_unblock(self, request: dict[str, Any]) -> dict[str, Any]:
         block = self.decisions.unblock(str(request.get("target", "")))
-        self.unpending.append(block)
-        await self._flush()
+        self.enforcer.lift(block)
+        await self.enforcer.flush()
         return {"ok": True, "unblocked": block.target}
 
     def why(self, text: str) -> dict[str, Any]:
@@ -543,7 +368,7 @@ class Daemon:
         matcher = self.engine.pipeline.matcher
         return {
             "version": __version__,
-            "uptime": round(time.time() - self.counters.started),
+            "uptime": round(time.time() - self.started),
             "config": self.engine.config.effective(),
             "backend": self.backend.name,
             "signatures": len(self.engine.signatures),
@@ -558,7 +383,7 @@ class Daemon:
                 "blocks_active": len(self.decisions.blocker.active),
                 "inputs": asdict(self.inputs),
                 "addresses_tracked": self.decisions.blocker.tracked(),
-                **{k: v for k, v in asdict(self.counters).items() if k != "started"},
+                **asdict(self.enforcer.counters),
             },
         }
 
