@@ -20,15 +20,13 @@ flush_on_exit is set, and a restart restores the active ones from the state.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -42,12 +40,10 @@ from .decisions import Decisions
 from .durations import format_duration
 from .enforcer import Enforcer
 from .engine import Engine
-from .framing import LineFramer
+from .inputs import Inputs
 from .notify import Notifier, NotifyConfig
 from .pipeline import Detection
 from .privileges import capabilities, drop_to
-from .sources import (READ_SIZE, InputCounters, SenderGate, activated_sockets, listen_tcp,
-                      listen_udp, listen_unix, read_stream, stdin_reader, udp_drops)
 from .state import State
 
 log = logging.getLogger("syslogban")
@@ -64,16 +60,12 @@ class Daemon:
         self.state = State(":memory:" if config.dry_run else config.state, config.state_durable)
         self.backend: Backend = (create("null") if config.dry_run
                                  else create(config.backend, **config.backend_options))
-        self.framer = LineFramer(config.max_record_size)
         self.started = time.time()
         self.enforcer = Enforcer(self.decisions, self.state, self.backend, config.batch_delay,
                                  self._blocked)
         self.stopping = asyncio.Event()
         self.control: ControlServer | None = None
-        self.inputs = InputCounters()
-        self._gate = SenderGate(self._networks(config.listen_allow), config.listen_rate)
-        self._inbox: list[bytes] = []
-        self._udp: list[Any] = []
+        self.inputs = Inputs(config, self._detect, self._detect_record, self.enforcer.commit)
         self.notifier = self._notifier(config)
         self.notifications: set[asyncio.Task[None]] = set()
 
@@ -84,10 +76,6 @@ class Daemon:
         if config.dry_run or not (notify.mail_to or notify.exec_argv):
             return None
         return Notifier(notify, time.time())
-
-    @staticmethod
-    def _networks(allow: Sequence[str]) -> list[Any]:
-        return [ipaddress.ip_network(a) for a in allow]
 
     # ------------------------------------------------------------ lifecycle
 
@@ -108,20 +96,18 @@ class Daemon:
             self.control = ControlServer(config.control, self.handle, config.control_group)
             await self.control.start()
         tasks = [asyncio.create_task(self._housekeeping())]
-        servers = await self._listen(config)
+        await self.inputs.listen()
         if config.user and not config.dry_run:
             self._drop_privileges(config)
         if config.stdin:
-            tasks.append(asyncio.create_task(self._read_stdin()))
+            tasks.append(asyncio.create_task(self._until_end(self.inputs.read_stdin())))
         if config.omprog:
-            tasks.append(asyncio.create_task(self._read_omprog()))
+            tasks.append(asyncio.create_task(self._until_end(self.inputs.read_omprog())))
         await self.stopping.wait()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for server in servers:
-            server.close()
-        self._drain()
+        self.inputs.close()
         await self.enforcer.close(flush_firewall=config.flush_on_exit)
         if self.notifier is not None:
             await asyncio.gather(*self.notifications, return_exceptions=True)
@@ -142,124 +128,21 @@ class Daemon:
         log.info("running as %s with capabilities %s", config.user,
                  {k: hex(v) for k, v in capabilities().items()})
 
-    async def _listen(self, config: Config) -> list[Any]:
-        """Starts every --listen URL (or takes it from systemd's LISTEN_FDS)."""
-        activated = activated_sockets()
-        servers: list[Any] = []
-        for url in config.listen:
-            kind, where = url.split("://", 1)
-            host, _, port = where.rpartition(":")
-            host = host.strip("[]")
-            if kind == "unix":
-                self._udp.append(await listen_unix(
-                    where, self.receive, config.udp_buffer, int(config.unix_mode, 8),
-                    config.unix_group, activated))
-            elif kind == "udp":
-                self._udp.append(await listen_udp(host, int(port), self.receive,
-                                                  config.udp_buffer, activated))
-            else:
-                servers.append(await listen_tcp(
-                    host, int(port), self.receive_stream, config.max_record_size,
-                    config.tcp_max_connections, config.tcp_idle, self.inputs, activated))
-            log.info("listening on %s", url)
-        for sock in activated:
-            log.warning("systemd passed a socket no --listen names: %s", sock.getsockname())
-        return servers
-
-    def receive(self, records: list[bytes], sender: str, paced: bool = False) -> None:
-        """Records from a listener: the sender's allow-list and rate, then the inbox.
-
-        The rate applies to datagrams; a TCP sender is paced by TCP itself (the
-        loop reads each connection in turn), and local senders are the host's.
-        """
-        self.inputs.received += len(records)
-        if sender != "local":
-            if not self._gate.allowed(sender):
-                self.inputs.refused_sender += len(records)
-                return
-            passed = len(records) if paced else self._gate.take(sender, time.monotonic(),
-                                                                len(records))
-            if passed < len(records):
-                self.inputs.rate_limited += len(records) - passed
-                records = records[:passed]
-        if not self._inbox:  # one drain per turn of the loop, however many arrive
-            asyncio.get_running_loop().call_soon(self._drain)
-        self._inbox.extend(records)
-
-    def receive_stream(self, records: list[bytes], sender: str) -> None:
-        self.receive(records, sender, paced=True)
-
-    def _drain(self) -> None:
-        """The inbox as one chunk for the scanner: a record per line.
-
-        A record holding a newline cannot be a line of the chunk (it would
-        become two records): it goes to the parser alone, which rejects it.
-        """
-        records, self._inbox = self._inbox, []
-        lines, whole = [], []
-        for record in records:
-            if record.endswith(b"\n"):
-                record = record[:-1]
-            (whole if b"\n" in record else lines).append(record)
-        now = time.time()
-        if lines:
-            self._detect(b"\n".join(lines) + b"\n")
-        for record in whole:
-            detection = self.engine.pipeline.feed_record(record, now)
-            if detection is not None:
-                self._decide(detection, now)
-
-    async def _read_omprog(self) -> None:
-        """rsyslog's omprog with confirmMessages: OK when ready, then a reply per
-        line once what it caused is committed (an unconfirmed record is sent
-        again after a restart: none is lost). Transactions: OK for the marks,
-        DEFER_COMMIT for the records in between."""
-        reader = await stdin_reader()
-        framer = LineFramer(self.engine.config.max_record_size)
-        in_transaction = False
-        _reply([b"OK"])
-        while True:
-            data = await reader.read(READ_SIZE)
-            chunk = framer.feed(data) if data else framer.close()
-            if chunk:
-                replies, records = [], []
-                for line in chunk.split(b"\n")[:-1]:
-                    mark = line.rstrip(b"\r")
-                    if mark in (b"BEGIN TRANSACTION", b"COMMIT TRANSACTION"):
-                        in_transaction = mark == b"BEGIN TRANSACTION"
-                        replies.append(b"OK")
-                    else:
-                        records.append(line)
-                        replies.append(b"DEFER_COMMIT" if in_transaction else b"OK")
-                if records:
-                    self._detect(b"\n".join(records) + b"\n")
-                if not await self.enforcer.commit():
-                    # rsyslog keeps what is not confirmed and sends it again
-                    replies = [b"ERROR the state file cannot be written"] * len(replies)
-                _reply(replies)
-            if not data:
-                break
-        log.info("end of input")
-        self.stopping.set()
-
-    async def _read_stdin(self) -> None:
-        await read_stream(sys.stdin.fileno(), self.consume)
-        tail = self.framer.close()
-        if tail:
-            self._detect(tail)
+    async def _until_end(self, reader: Awaitable[None]) -> None:
+        """The end of stdin (or of omprog's pipe) stops the daemon."""
+        await reader
         log.info("end of input")
         self.stopping.set()
 
     # ------------------------------------------------------------- deciding
 
-    def consume(self, data: bytes) -> None:
-        chunk = self.framer.feed(data)
-        if chunk:
-            self._detect(chunk)
-
-    def _detect(self, chunk: bytes) -> None:
-        now = time.time()
+    def _detect(self, chunk: bytes, now: float) -> None:
         for detection in self.engine.pipeline.feed(chunk, now):
+            self._decide(detection, now)
+
+    def _detect_record(self, record: bytes, now: float) -> None:
+        detection = self.engine.pipeline.feed_record(record, now)
+        if detection is not None:
             self._decide(detection, now)
 
     def _decide(self, detection: Detection, now: float) -> None:
@@ -284,8 +167,7 @@ class Daemon:
                 last_check = time.monotonic()
                 await self.enforcer.check_firewall()
             self.decisions.blocker.prune(time.time())
-            self.inputs.kernel_drops = sum(udp_drops(s) for s in self._udp
-                                           if s.family != socket.AF_UNIX)
+            self.inputs.count_kernel_drops()
             if self.notifier is not None:
                 await self.notifier.tick(time.time())
             if self.engine.config.metrics_file:
@@ -381,7 +263,7 @@ class Daemon:
                 "sessions": asdict(matcher.correlator.counters),
                 "blocker": asdict(self.decisions.blocker.counters),
                 "blocks_active": len(self.decisions.blocker.active),
-                "inputs": asdict(self.inputs),
+                "inputs": asdict(self.inputs.counters),
                 "addresses_tracked": self.decisions.blocker.tracked(),
                 **asdict(self.enforcer.counters),
             },
@@ -415,13 +297,6 @@ class Daemon:
         with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
             f.write("\n".join(lines) + "\n")
         os.replace(f.name, path)
-
-
-def _reply(replies: list[bytes]) -> None:
-    """omprog's channel back to rsyslog: stdout, nothing else ever goes there."""
-    data = b"\n".join(replies) + b"\n"
-    while data:
-        data = data[os.write(1, data):]
 
 
 def run(config_path: str | None, flags: Any) -> int:
