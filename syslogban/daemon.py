@@ -21,23 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, metrics, status
 from .backends import Backend, create
-from .blocker import Block, normal_target
+from .blocker import Block
 from .config import Config, load
 from .control import ControlServer
+from .commands import Commands
 from .decisions import Decisions
-from .durations import format_duration
 from .enforcer import Enforcer
 from .engine import Engine
 from .inputs import Inputs
@@ -66,6 +63,8 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.control: ControlServer | None = None
         self.inputs = Inputs(config, self._detect, self._detect_record, self.enforcer.commit)
+        self.commands = Commands(self.decisions, self.enforcer, self.state, self.status,
+                                 self.reload)
         self.notifier = self._notifier(config)
         self.notifications: set[asyncio.Task[None]] = set()
 
@@ -93,7 +92,8 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         if config.control:
-            self.control = ControlServer(config.control, self.handle, config.control_group)
+            self.control = ControlServer(config.control, self.commands.handle,
+                                         config.control_group)
             await self.control.start()
         tasks = [asyncio.create_task(self._housekeeping())]
         await self.inputs.listen()
@@ -171,7 +171,7 @@ class Daemon:
             if self.notifier is not None:
                 await self.notifier.tick(time.time())
             if self.engine.config.metrics_file:
-                self._write_metrics()
+                metrics.write(self.engine.config.metrics_file, self.status()["counters"])
 
     # ------------------------------------------------------------ reloading
 
@@ -191,112 +191,9 @@ class Daemon:
                  len(engine.signatures), len(engine.allow))
         return {"ok": True, "signatures": len(engine.signatures)}
 
-    # -------------------------------------------------------------- control
-
-    async def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        command = request["command"]
-        try:
-            if command == "status":
-                return {"ok": True, **self.status()}
-            if command == "list":
-                return {"ok": True, "blocks": [self._block_json(b) for b in
-                                               sorted(self.decisions.blocker.active.values(),
-                                                      key=lambda b: b.since)]}
-            if command == "block":
-                return await self._manual_block(request)
-            if command == "unblock":
-                return await self._manual_unblock(request)
-            if command == "reload":
-                return await self.reload()
-            if command == "why":
-                return {"ok": True, **self.why(str(request.get("target", "")))}
-        except (ValueError, TypeError) as exc:
-            return {"ok": False, "error": str(exc)}
-        return {"ok": False, "error": f"unknown command {command!r}"[:100]}
-
-    async def _manual_block(self, request: dict[str, Any]) -> dict[str, Any]:
-        block = self.decisions.block(str(request.get("target", "")),
-                                     request.get("for", "permanent"), time.time())
-        self.enforcer.queue(block, ["manual block over the control socket"])
-        await self.enforcer.flush()
-        return {"ok": True, "block": self._block_json(block)}
-
-    async def _manual_unblock(self, request: dict[str, Any]) -> dict[str, Any]:
-        block = self.decisions.unblock(str(request.get("target", "")))
-        self.enforcer.lift(block)
-        await self.enforcer.flush()
-        return {"ok": True, "unblocked": block.target}
-
-    def why(self, text: str) -> dict[str, Any]:
-        target = normal_target(text)
-        block = self.decisions.blocker.active.get(target)
-        history = self.decisions.blocker.history.get(target)
-        evidence = list(self.decisions.evidence.get(target, ())) or self.state.evidence(target)
-        if block is None and history is None and not evidence:
-            raise ValueError(f"{target}: nothing known about it")
-        return {"target": target, "allowed": "/" not in target and self.decisions.blocker.allows(target),
-                "block": self._block_json(block) if block else None,
-                "history": asdict(history) if history else None, "evidence": evidence}
-
-    @staticmethod
-    def _block_json(block: Block) -> dict[str, Any]:
-        data = asdict(block)
-        data["until"] = None if block.permanent else block.until
-        data["duration"] = format_duration(block.until - block.since)
-        return data
-
     def status(self) -> dict[str, Any]:
-        c = self.engine.pipeline.counters
-        matcher = self.engine.pipeline.matcher
-        return {
-            "version": __version__,
-            "uptime": round(time.time() - self.started),
-            "config": self.engine.config.effective(),
-            "backend": self.backend.name,
-            "signatures": len(self.engine.signatures),
-            "rule_files": sorted({s.source for s in self.engine.signatures}),
-            "allow": self.engine.allow,
-            "counters": {
-                "records_read": c.lines, "records_parsed": c.parsed,
-                "records_rejected": dict(c.rejected), "records_filtered": c.filtered,
-                "attacks": dict(c.attacks), "invalid_addresses": matcher.invalid_addresses,
-                "sessions": asdict(matcher.correlator.counters),
-                "blocker": asdict(self.decisions.blocker.counters),
-                "blocks_active": len(self.decisions.blocker.active),
-                "inputs": asdict(self.inputs.counters),
-                "addresses_tracked": self.decisions.blocker.tracked(),
-                **asdict(self.enforcer.counters),
-            },
-        }
-
-    # -------------------------------------------------------------- metrics
-
-    def _write_metrics(self) -> None:
-        """node_exporter textfile format, written atomically (rename)."""
-        status = self.status()["counters"]
-        lines = []
-
-        def metric(name: str, value: float, help_text: str, labels: str = "") -> None:
-            if not any(line.startswith(f"# HELP syslogban_{name} ") for line in lines):
-                lines.append(f"# HELP syslogban_{name} {help_text}")
-                lines.append(f"# TYPE syslogban_{name} "
-                             f"{'gauge' if name.endswith(('active', 'tracked')) else 'counter'}")
-            lines.append(f"syslogban_{name}{labels} {value}")
-
-        metric("records_read_total", status["records_read"], "Records read.")
-        for reason, count in status["records_rejected"].items():
-            metric("records_rejected_total", count, "Records rejected.", f'{{reason="{reason}"}}')
-        for sig, count in status["attacks"].items():
-            metric("attacks_total", count, "Attacks detected.", f'{{signature="{sig}"}}')
-        metric("blocks_total", status["blocker"]["blocks"], "Blocks decided.")
-        metric("blocks_active", status["blocks_active"], "Blocks in force.")
-        metric("addresses_tracked", status["addresses_tracked"], "Addresses with a score.")
-        metric("backend_errors_total", status["backend_errors"], "Failed firewall updates.")
-        path = self.engine.config.metrics_file
-        directory = os.path.dirname(path) or "."
-        with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(f.name, path)
+        return status.render(self.engine, self.decisions, self.enforcer, self.inputs, self.started,
+                             time.time())
 
 
 def run(config_path: str | None, flags: Any) -> int:

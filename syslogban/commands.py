@@ -1,0 +1,96 @@
+"""Commands: what each request on the control socket means, answered as JSON.
+
+Rules of this file:
+* One handler per command, in one table; control.py carries the bytes and
+  this file never touches a socket. A handler reads the rooms and answers;
+  a block or unblock goes through the decisions (which refuse allow-listed
+  and unknown targets) and then the enforcer, and is answered only once the
+  firewall holds it.
+* An admin's mistake (a bad address, a duration, a target never blocked) is
+  a ValueError or TypeError with a one-line message: it becomes an error
+  answer, never a traceback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Any
+
+from .blocker import Block, normal_target
+from .decisions import Decisions
+from .durations import format_duration
+from .enforcer import Enforcer
+from .state import State
+
+Answer = dict[str, Any]
+Handler = Callable[[dict[str, Any]], Awaitable[Answer]]
+
+
+class Commands:
+    def __init__(self, decisions: Decisions, enforcer: Enforcer, state: State,
+                 status: Callable[[], dict[str, Any]],
+                 reload: Callable[[], Awaitable[Answer]]) -> None:
+        self.decisions = decisions
+        self.enforcer = enforcer
+        self.state = state
+        self._status = status
+        self._reload = reload
+        self._handlers: dict[str, Handler] = {
+            "status": self._show_status, "list": self._list, "block": self._block,
+            "unblock": self._unblock, "reload": self._reload_config, "why": self._why,
+        }
+
+    async def handle(self, request: dict[str, Any]) -> Answer:
+        command = request["command"]
+        handler = self._handlers.get(command)
+        if handler is None:
+            return {"ok": False, "error": f"unknown command {command!r}"[:100]}
+        try:
+            return await handler(request)
+        except (ValueError, TypeError) as exc:
+            return {"ok": False, "error": str(exc)}
+
+    async def _show_status(self, request: dict[str, Any]) -> Answer:
+        return {"ok": True, **self._status()}
+
+    async def _list(self, request: dict[str, Any]) -> Answer:
+        active = sorted(self.decisions.blocker.active.values(), key=lambda b: b.since)
+        return {"ok": True, "blocks": [_block_json(b) for b in active]}
+
+    async def _block(self, request: dict[str, Any]) -> Answer:
+        block = self.decisions.block(str(request.get("target", "")),
+                                     request.get("for", "permanent"), time.time())
+        self.enforcer.queue(block, ["manual block over the control socket"])
+        await self.enforcer.flush()
+        return {"ok": True, "block": _block_json(block)}
+
+    async def _unblock(self, request: dict[str, Any]) -> Answer:
+        block = self.decisions.unblock(str(request.get("target", "")))
+        self.enforcer.lift(block)
+        await self.enforcer.flush()
+        return {"ok": True, "unblocked": block.target}
+
+    async def _reload_config(self, request: dict[str, Any]) -> Answer:
+        return await self._reload()
+
+    async def _why(self, request: dict[str, Any]) -> Answer:
+        target = normal_target(str(request.get("target", "")))
+        blocker = self.decisions.blocker
+        block = blocker.active.get(target)
+        history = blocker.history.get(target)
+        evidence = list(self.decisions.evidence.get(target, ())) or self.state.evidence(target)
+        if block is None and history is None and not evidence:
+            raise ValueError(f"{target}: nothing known about it")
+        return {"ok": True, "target": target,
+                "allowed": "/" not in target and blocker.allows(target),
+                "block": _block_json(block) if block else None,
+                "history": asdict(history) if history else None, "evidence": evidence}
+
+
+def _block_json(block: Block) -> dict[str, Any]:
+    data = asdict(block)
+    data["until"] = None if block.permanent else block.until
+    data["duration"] = format_duration(block.until - block.since)
+    return data
