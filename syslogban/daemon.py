@@ -1,17 +1,22 @@
-"""The daemon: one asyncio loop from record bytes to firewall changes.
+"""The daemon: one asyncio loop that wires the rooms together and runs them.
 
 Rules of this file:
-* It wires the pure core (pipeline, blocker) to the shell (sources, state,
-  backend, control, notifications) and owns the order of side effects:
-  a decision is committed to the state, then applied to the firewall in a
-  batch, and only then reported (logged, notified). A batch the firewall
-  refuses is retried with back-off; the state already holds it, so a
-  restart in between still applies it.
+* It holds no room's logic, only the wiring: inputs.py (sources) hands
+  records to the engine's detection pipeline (engine.py), detections go to
+  decisions.py, what it decides goes to enforcer.py (state, then firewall),
+  and what the firewall holds is reported (the notifier). commands.py answers
+  the control socket; status.py and metrics.py render the counters. A second
+  source of decisions or sink of events is one more room wired here.
+* It owns the lifecycle: restore the state into the blocker and the
+  firewall, open control, listeners, drop privileges, read; on SIGTERM or the
+  end of input, stop in the reverse order, so that whatever was read is
+  decided, committed and applied before the state closes.
 * It never reads its own log back: records of the program "syslogban" are
   ignored, and it logs to stderr or a file, never to syslog.
 * Reload (SIGHUP or `syslogban reload`) builds the new rules and allow-list
   first and swaps them in only when all of it loaded: a broken file leaves
-  the old configuration in force.
+  the old configuration in force. Active blocks and offender history carry
+  over (decisions.py).
 
 Blocks outlive the daemon: stopping keeps them in the firewall unless
 flush_on_exit is set, and a restart restores the active ones from the state.

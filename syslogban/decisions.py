@@ -7,8 +7,8 @@ Rules of this file:
   state file, the firewall or a socket.
 * Evidence is bounded: the last EVIDENCE_LINES lines of the most recent
   EVIDENCE_ADDRESSES addresses; a block carries a copy of its own.
-* A reload replaces the blocker's policy, never what it knows: active
-  blocks, offender history and counters carry over.
+* A reload replaces the blocker with one of the new policy: active blocks,
+  offender history and counters carry over; scores in the window do not.
 
 A second source of decisions (another host, a bridge) adds its blocks here
 too, after the local bounds (bounds.py), so that `list`, `why`, expiry and the
