@@ -59,6 +59,10 @@ DIFFERENCES: tuple[Difference, ...] = (
     Difference("sshd", r"pam_unix\(sshd:auth\): authentication failure",
                OFF_BY_DEFAULT + "sshd.pam-unix-auth-failure (sshd logs the same attempt "
                "as \"Failed password\")", DEFAULT, attack=True),
+    Difference("sshd", r"Received disconnect from \S+(?: port \d+)?: ?(?:11|3): ",
+               OFF_BY_DEFAULT + "sshd.disconnect-preauth, sshd.disconnect-auth-fail (the "
+               "disconnect reason is the client's text; the failed logins are counted on "
+               "sshd's own records)", DEFAULT, attack=True),
     # fail2ban's multi-line accounting, which syslogban does not copy.
     Difference("sshd", r"pam_unix\(sshd:auth\): authentication failure",
                "fail2ban holds a lone pam_unix failure until the session's next record; "
