@@ -28,15 +28,17 @@ def check_examples(signatures: Sequence[Signature]) -> list[str]:
     failures = []
     for signature in signatures:
         for example in signature.examples:
-            problem = _check(signature, example, matcher, parser)
+            problem = check_example(signature, example, matcher, parser)
             if problem:
                 failures.append(f"{signature.source}: {signature.id}: {example.kind} "
                                 f"{example.line!r}: {problem}")
     return failures
 
 
-def _check(signature: Signature, example: Example, matcher: Matcher,
-           parser: RecordParser) -> str | None:
+def check_example(signature: Signature, example: Example, matcher: Matcher,
+                  parser: RecordParser) -> str | None:
+    """What is wrong with one example of `signature` (None: it passes); the
+    matcher holds every signature, its session bindings are reset here."""
     matcher.correlator = Correlator()
     for line in example.context:
         problem = _feed(line, matcher, parser)

@@ -40,7 +40,8 @@ FILTERS: tuple[str, ...] = (
     "postfix", "sendmail-auth", "sendmail-reject", "dovecot", "exim", "exim-spam",
     "courier-auth", "courier-smtp", "cyrus-imap", "uwimap-auth", "sshd",
 )
-TARGET_PERCENT = 97.0
+# per run: what issue 13 asks for (default signatures, --enable all)
+TARGET_PERCENT: dict[str, float] = {"default": 99.0, "all": 99.5}
 DEFAULT_RUN_MODES = frozenset({None, "normal", "more", "auth"})  # None: `{}`, the default
 # The receiver's clock for the whole corpus (fail2ban's tests use 2005-08-14
 # 10:00 UTC): fixed, so that every score is reproducible.
@@ -246,13 +247,13 @@ class Report:
         return total
 
     def failures(self) -> list[str]:
-        """The targets missed: >= 97 % of attacks found per run, no false positive anywhere."""
+        """The targets missed: TARGET_PERCENT of attacks found per run, no false positive anywhere."""
         problems = []
         for run in self.runs():
             total = self.total(run)
-            if total.percent < TARGET_PERCENT:
+            if total.percent < TARGET_PERCENT[run]:
                 problems.append(f"run {run}: {total.percent:.1f} % of attacks found "
-                                f"(target {TARGET_PERCENT:g} %)")
+                                f"(target {TARGET_PERCENT[run]:g} %)")
             for score in self.of_run(run):
                 if score.false_positives:
                     problems.append(f"run {run}, {score.filter}: "
