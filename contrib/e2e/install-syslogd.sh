@@ -12,6 +12,11 @@
 #   dpkg-deb into $SYSLOGBAN_E2E_DIR/syslog-ng (default
 #   ~/.cache/syslogban-e2e/syslog-ng) and run from there with --module-path.
 #
+# * busybox (its syslogd), socklog, runit (svlogd) and daemontools
+#   (multilog, tai64nlocal): the header forms of tests/test_header_daemons_e2e.py.
+#   Their .debs are only extracted into $SYSLOGBAN_E2E_DIR/loggers (they need
+#   nothing but libc): nothing is installed, no service or init is touched.
+#
 # Idempotent: a second run only checks. Prints what it does. Debian (apt) and
 # root (or sudo) only; anything else is told why and exits 1, and the tests
 # then skip, saying why.
@@ -121,3 +126,24 @@ if ! version=$("$wrapper" --version 2>&1 | head -1); then
 fi
 say "syslog-ng: $version"
 say "syslog-ng: run it as $wrapper"
+# --- busybox, socklog, svlogd, multilog, unpacked privately ----------------
+loggers_root=$e2e_dir/loggers
+if [[ -x $loggers_root/bin/busybox && -x $loggers_root/usr/sbin/socklog \
+      && -x $loggers_root/usr/bin/svlogd && -x $loggers_root/usr/bin/multilog ]]; then
+    say "busybox, socklog, svlogd, multilog: unpacked in $loggers_root"
+else
+    loggers_work=$(mktemp -d)
+    trap 'rm -rf "${work:-}" "$loggers_work"' EXIT  # with syslog-ng's, if it ran
+    chmod 755 "$loggers_work"  # apt downloads as the user _apt
+    apt_update
+    say "apt-get download busybox socklog runit daemontools (into $loggers_work)"
+    (cd "$loggers_work" && apt-get download -qq busybox socklog runit daemontools >/dev/null)
+    mkdir -p "$loggers_root.new"
+    for deb in "$loggers_work"/*.deb; do
+        say "dpkg-deb -x $(basename "$deb") $loggers_root"
+        dpkg-deb -x "$deb" "$loggers_root.new"
+    done
+    rm -rf "$loggers_root"
+    mv "$loggers_root.new" "$loggers_root"
+fi
+say "busybox: $("$loggers_root/bin/busybox" 2>&1 | head -1)"
