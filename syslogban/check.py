@@ -29,7 +29,7 @@ from .correlation import DEFAULT_SIZE as DEFAULT_SESSIONS
 from .correlation import CorrelationCounters, Correlator
 from .framing import LineFramer
 from .matcher import Matcher
-from .pipeline import Counters, Detection, Pipeline, newlines
+from .pipeline import Counters, Detection, Pipeline, newlines, shorten, untagged_summary
 from .record import REJECT_REASONS, RecordParser
 from .scanner import Scanner
 from .signatures import Signature
@@ -312,7 +312,7 @@ def report(name: str, result: CheckResult, signatures: Sequence[Signature],
         print(f"  {count:>9}  {reason}: {REJECT_REASONS[reason]}", file=out)
     if c.untagged:
         print(f"untagged  {untagged_summary(c.untagged)}", file=out)
-        print(f"  e.g. {_shorten(c.untagged_sample or '')}", file=out)
+        print(f"  e.g. {shorten(c.untagged_sample or '')}", file=out)
     attacks = sum(c.attacks.values())
     print(f"attacks   {attacks} from {len(result.addresses)} addresses "
           f"({len(signatures)} signatures in use, scanner: {result.engine}, "
@@ -334,19 +334,6 @@ def report(name: str, result: CheckResult, signatures: Sequence[Signature],
             print(f"  {count:>9}  {address}", file=out)
     if result.replay is not None:
         _report_replay(result.replay, out)
-
-
-def untagged_summary(count: int) -> str:
-    """The one line that check and status say about records without a program tag."""
-    return (f"{count} record{'s' if count != 1 else ''} without a program tag "
-            "(no signature can apply)")
-
-
-SAMPLE_WIDTH = 160
-
-
-def _shorten(line: str) -> str:
-    return line if len(line) <= SAMPLE_WIDTH else line[:SAMPLE_WIDTH - 3] + "..."
 
 
 def _report_replay(replay: Replay, out: TextIO) -> None:

@@ -14,6 +14,7 @@ from .check import DEFAULT_SESSIONS, check_path, default_processes, report
 from .durations import format_duration
 from .errors import SyslogbanError
 from .examples import check_examples
+from .pipeline import shorten, untagged_summary
 from .record import DEFAULT_MAX_SIZE
 from .signatures import Signature, load_rules, make_signature, select
 
@@ -182,6 +183,9 @@ def _print_status(answer: dict[str, object]) -> None:
           f"up to {cfg['max_block_time']}s; blacklist {cfg['blacklist'] or 'off'}")
     print(f"records   {c['records_read']} read, {c['records_parsed']} parsed, "
           f"rejected {c['records_rejected'] or 0}, filtered {c['records_filtered']}")
+    if c.get("records_untagged"):
+        print(f"untagged  {untagged_summary(int(c['records_untagged']))}")  # type: ignore[call-overload]
+        print(f"  e.g. {shorten(str(c['untagged_sample']))}")
     print(f"attacks   {c['attacks'] or 0}")
     print(f"blocks    {c['blocks_active']} active, blocker {c['blocker']}")
     print(f"firewall  {c['batches']} batches, {c['backend_errors']} errors, "

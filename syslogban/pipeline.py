@@ -34,6 +34,20 @@ class Counters:
         return self.lines - self.rejected.total()
 
 
+def untagged_summary(count: int) -> str:
+    """What check and status say about records without a program tag."""
+    return (f"{count} record{'s' if count != 1 else ''} without a program tag "
+            "(no signature can apply)")
+
+
+SAMPLE_WIDTH = 160
+
+
+def shorten(line: str) -> str:
+    """A sample line as shown to an admin: at most SAMPLE_WIDTH characters."""
+    return line if len(line) <= SAMPLE_WIDTH else line[:SAMPLE_WIDTH - 3] + "..."
+
+
 class Detection(NamedTuple):
     lineno: int  # 1-based over every line fed
     attack: Attack

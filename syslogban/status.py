@@ -36,6 +36,7 @@ def render(engine: Engine, decisions: Decisions, enforcer: Enforcer, inputs: Inp
         "counters": {
             "records_read": c.lines, "records_parsed": c.parsed,
             "records_rejected": dict(c.rejected), "records_filtered": c.filtered,
+            "records_untagged": c.untagged, "untagged_sample": c.untagged_sample,
             "attacks": dict(c.attacks), "invalid_addresses": matcher.invalid_addresses,
             "sessions": asdict(matcher.correlator.counters),
             "blocker": asdict(blocker.counters),

@@ -169,6 +169,20 @@ def test_control_commands(tmp_path: Path, daemons: list[Daemon]) -> None:
     assert "backend null" in status and "records   2 read, 2 parsed" in status
 
 
+def test_status_reports_records_without_a_program_tag(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    d = start(daemons, tmp_path)
+    lost = ("Nov 21 10:00:01 mx odd header: warning: unknown[192.0.2.9]: "
+            "SASL LOGIN authentication failed: UGFzc3dvcmQ6")
+    d.send(f"{lost}\nNov 21 10:00:02 mx no signature's words here\n".encode())
+    d.wait_for(lambda: "records   2 read" in d.ctl("status").stdout, "the records")
+    status = d.ctl("status").stdout
+    assert "untagged  1 record without a program tag (no signature can apply)" in status
+    assert f"  e.g. {lost}" in status
+    counters = json.loads(d.ctl_json("status"))["counters"]
+    assert (counters["records_untagged"], counters["untagged_sample"]) == (1, lost)
+
+
 def test_reload_with_a_broken_rule_file_keeps_the_old_rules(
         tmp_path: Path, daemons: list[Daemon]) -> None:
     rules = tmp_path / "rules"
