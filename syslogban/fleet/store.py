@@ -70,22 +70,22 @@ class Sent:
 
 async def send(conn: psycopg.AsyncConnection[Any], rows: Sequence[tuple[int, str, Any]],
                config: BlockerConfig, backlog: int, now: float) -> Sent:
-    """One outbox batch, in one transaction."""
+    """One outbox batch, in one transaction, in three round trips (a pipeline:
+    the statements leave together; only the scoring waits for its answer)."""
     events = [(seq, body) for seq, kind, body in rows if kind == EVENT]
     blocks = [body for _, kind, body in rows if kind == BLOCK]
     unblocks = [body for _, kind, body in rows if kind == UNBLOCK]
     addresses = sorted({body[0] for _, body in events})
     sent = Sent(len(events))
-    async with conn.transaction():
-        targets = sorted({*addresses, *(b["target"] for b in blocks),
-                          *(u["target"] for u in unblocks)})
+    targets = sorted({*addresses, *(b["target"] for b in blocks),
+                      *(u["target"] for u in unblocks)})
+    async with conn.pipeline(), conn.transaction():
         await conn.execute("SELECT syslogban.lock_targets(%s::cidr[])", (targets,))
         if events:
             columns = list(zip(*[(seq, *body) for seq, body in events]))
             await conn.execute(
                 "SELECT syslogban.observe(%s::bigint[], %s::inet[], %s::text[], %s::text[],"
-                " %s::int[],"
-                " ARRAY(SELECT to_timestamp(x) FROM unnest(%s::float8[]) x), %s)",
+                " %s::int[], ARRAY(SELECT to_timestamp(x) FROM unnest(%s::float8[]) x), %s)",
                 (*[list(c) for c in columns], backlog))
         for body in unblocks:
             try:
@@ -95,10 +95,9 @@ async def send(conn: psycopg.AsyncConnection[Any], rows: Sequence[tuple[int, str
             except psycopg.errors.InsufficientPrivilege:
                 sent.refused.append((body["target"], "this host's role may not unblock "
                                      "fleet-wide (syslogban_unblock)"))
-        for body in blocks:
-            await _decide(conn, body, sent)
-        for block, lines in await _fleet_decisions(conn, addresses, config, now):
-            await _decide(conn, block_body(block, lines), sent)
+        await _decide(conn, blocks, sent)
+        found = await _fleet_decisions(conn, addresses, config, now)
+        await _decide(conn, [block_body(block, lines) for block, lines in found], sent)
     return sent
 
 
@@ -110,17 +109,43 @@ def block_body(block: Block, lines: Sequence[str]) -> dict[str, Any]:
             "lifetime": block.lifetime, "evidence": list(lines)[-20:]}
 
 
-async def _decide(conn: psycopg.AsyncConnection[Any], body: dict[str, Any], sent: Sent) -> None:
-    row = await (await conn.execute(
+async def _decide(conn: psycopg.AsyncConnection[Any], bodies: Sequence[dict[str, Any]],
+                  sent: Sent) -> None:
+    cursors = [await conn.execute(
         "SELECT * FROM syslogban.decide(%s, to_timestamp(%s), to_timestamp(%s), %s, %s, %s,"
         " %s, %s, %s)",
         (body["target"], body["since"], body["until"], body["reason"], body["score"],
-         body["signatures"], body["nth"], body["lifetime"], body["evidence"]))).fetchone()
-    assert row is not None
-    if row[0] is not None:
-        sent.decided.append((body["target"], body["reason"]))
-    elif row[1] != "already blocked":
-        sent.refused.append((body["target"], str(row[1])))
+         body["signatures"], body["nth"], body["lifetime"], body["evidence"]))
+        for body in bodies]
+    for body, cursor in zip(bodies, cursors):
+        made, refused = await cursor.fetchone()  # type: ignore[misc]
+        if made is not None:
+            sent.decided.append((body["target"], body["reason"]))
+        elif refused != "already blocked":
+            sent.refused.append((body["target"], str(refused)))
+
+
+# Per address of a batch not covered by a block in force: its earlier blocks,
+# its lifetime danger, and the events that count (after the last block ended,
+# or the last unblock, and within the window).
+_SCORING = """
+    WITH open AS (
+        SELECT x.addr,
+            (SELECT count(*) FROM syslogban.decisions d
+              WHERE d.target = x.addr::cidr AND NOT d.revoked) AS blocks,
+            coalesce((SELECT o.lifetime FROM syslogban.offenders o
+                       WHERE o.target = x.addr), 0) AS lifetime,
+            coalesce((SELECT CASE WHEN d.revoked THEN d.since
+                                  ELSE coalesce(d.until, 'infinity') END
+                        FROM syslogban.decisions d WHERE d.target = x.addr::cidr
+                       ORDER BY d.id DESC LIMIT 1), '-infinity') AS fresh
+        FROM unnest(%s::inet[]) x(addr)
+        WHERE syslogban.covering(x.addr::cidr) IS NULL)
+    SELECT open.blocks, open.lifetime, e.host, e.seq, host(e.addr), e.signature, e.service,
+           e.danger, extract(epoch FROM e.at)::float8
+    FROM open JOIN syslogban.events e
+      ON e.addr = open.addr AND e.at > greatest(open.fresh, to_timestamp(%s))
+"""
 
 
 async def _fleet_decisions(conn: psycopg.AsyncConnection[Any], addresses: Sequence[str],
@@ -128,38 +153,20 @@ async def _fleet_decisions(conn: psycopg.AsyncConnection[Any], addresses: Sequen
     """The blocks the fleet's events cause for the addresses of this batch."""
     if not addresses:
         return []
-    # Per address: covered by a block in force? earlier blocks, lifetime danger,
-    # and since when events count (after the last block ended, or the unblock).
-    facts = await (await conn.execute(
-        "SELECT host(a.addr), syslogban.covering(a.addr::cidr) IS NOT NULL,"
-        " (SELECT count(*) FROM syslogban.decisions d"
-        "   WHERE d.target = a.addr::cidr AND NOT d.revoked),"
-        " coalesce((SELECT o.lifetime FROM syslogban.offenders o WHERE o.target = a.addr), 0),"
-        " coalesce((SELECT extract(epoch FROM CASE WHEN d.revoked THEN d.since"
-        "           ELSE coalesce(d.until, 'infinity') END)::float8"
-        "   FROM syslogban.decisions d WHERE d.target = a.addr::cidr"
-        "   ORDER BY d.id DESC LIMIT 1), 0)"
-        " FROM unnest(%s::inet[]) a(addr)", (list(addresses),))).fetchall()
-    open_ = {a: (blocks, lifetime, fresh) for a, covered, blocks, lifetime, fresh in facts
-             if not covered}
-    if not open_:
-        return []
     horizon = now - max(p.window for p in (config.policy, *config.services.values()))
-    rows = await (await conn.execute(
-        "SELECT e.host, e.seq, host(e.addr), e.signature, e.service, e.danger,"
-        " extract(epoch FROM e.at)::float8 FROM syslogban.events e"
-        " WHERE e.addr = ANY(%s::inet[]) AND e.at > to_timestamp(%s)",
-        (list(open_), horizon))).fetchall()
+    rows = await (await conn.execute(_SCORING, (list(addresses), horizon))).fetchall()
+    history: dict[str, History] = {}
     by_address: dict[str, list[Event]] = {}
-    for row in rows:
-        event = Event(*row)
-        if event.at > open_[event.address][2]:
-            by_address.setdefault(event.address, []).append(event)
+    for blocks, lifetime, *columns in rows:
+        event = Event(*columns)
+        history[event.address] = History(blocks, lifetime)
+        by_address.setdefault(event.address, []).append(event)
     found = []
     for address, events in by_address.items():
-        blocks, lifetime, _ = open_[address]
         danger = sum(e.danger for e in events)  # already in lifetime; the blocker adds it again
-        block = decide(config, address, events, History(blocks, max(0, lifetime - danger)), now)
+        known = history[address]
+        block = decide(config, address, events,
+                       History(known.blocks, max(0, known.lifetime - danger)), now)
         if block is not None:
             found.append((block, evidence(events)))
     return found
