@@ -336,6 +336,19 @@ class Blocker:
             raise ValueError(f"{target} is allow-listed: it is never blocked")
         return self._block(normal, now, until, reason, 0, ())
 
+    def adopt(self, block: Block) -> Block:
+        """A block decided elsewhere (admitted by bounds.py) in force here too.
+
+        The target's history rises to what the remote counted, so that
+        escalation and the blacklist count the fleet's history; a block
+        starts a fresh score, as one of this host's own does."""
+        history = self._remember(block.target)
+        history.blocks = max(history.blocks, block.nth)
+        history.lifetime = max(history.lifetime, block.lifetime)
+        self._events.pop(block.target, None)
+        self._activate(block)
+        return block
+
     def unblock(self, target: str) -> Block | None:
         """Ends a block now (the expiry heap forgets it lazily)."""
         block = self.active.pop(target, None)
