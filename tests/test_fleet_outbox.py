@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syslogban.fleet.outbox import BLOCK, EVENT, Outbox
+from syslogban.fleet.outbox import BLOCK, EVENT, Outbox, event_line
 
 
-def event(address: str, at: float = 1.0, danger: int = 10) -> tuple[str, list[object]]:
-    return EVENT, [address, "postfix.sasl", "postfix", danger, at]
+def event(address: str, at: float = 1.0, danger: int = 10) -> tuple[str, str]:
+    return EVENT, event_line(address, "postfix.sasl", "postfix", danger, at)
 
 
 def test_rows_survive_a_restart_until_removed(tmp_path: Path) -> None:
@@ -18,7 +18,7 @@ def test_rows_survive_a_restart_until_removed(tmp_path: Path) -> None:
     again = Outbox(tmp_path / "state.db", limit=1000)
     rows = again.peek(10)
     assert [(kind, body) for _, kind, body in rows] == [
-        (EVENT, ["192.0.2.1", "postfix.sasl", "postfix", 10, 1.0]),
+        (EVENT, "192.0.2.1\tpostfix.sasl\tpostfix\t10\t1.0"),
         (BLOCK, {"target": "192.0.2.1"})]
     again.remove(rows[0][0])
     assert len(again) == 1 and again.counters.sent == 1
@@ -48,9 +48,14 @@ def test_a_full_outbox_summarises_the_oldest_events_and_keeps_their_danger(tmp_p
     rows = box.peek(2000)
     assert len(rows) == len(box)
     assert rows[0][1] == BLOCK  # never summarised
-    danger = sum(body[3] for _, kind, body in rows if kind == EVENT)
+    danger = sum(int(body.split("\t")[3]) for _, kind, body in rows if kind == EVENT)
     assert danger == 1200 * 10  # nothing lost, only folded
     assert box.counters.summarised == 1200 + 1 - len(box)
+
+
+def test_tabs_and_newlines_cannot_split_an_event() -> None:
+    line = event_line("192.0.2.1", "evil\tsig\nx", "svc", 10, 2.5)
+    assert line.split("\t") == ["192.0.2.1", "evil sig x", "svc", "10", "2.5"]
 
 
 def test_cursors_per_remote(tmp_path: Path) -> None:

@@ -27,11 +27,10 @@ def connect(cluster: Cluster, database: str, role: str, unblock: bool = False) -
 
 def observe(conn: psycopg.Connection, seqs: list[int], addr: str = "192.0.2.7",
             danger: int = 10) -> int:
-    n = len(seqs)
-    return conn.execute(  # type: ignore[no-any-return, index]
-        "SELECT syslogban.observe(%s, %s::inet[], %s, %s, %s, %s, 0)",
-        (seqs, [addr] * n, ["postfix.sasl"] * n, ["postfix"] * n, [danger] * n,
-         [NOW] * n)).fetchone()[0]
+    rows = "\n".join(f"{seq}\t{addr}\tpostfix.sasl\tpostfix\t{danger}\t{NOW.timestamp()}"
+                     for seq in seqs)
+    return conn.execute("SELECT syslogban.observe(%s, 0)",  # type: ignore[no-any-return, index]
+                        (rows,)).fetchone()[0]
 
 
 def decide(conn: psycopg.Connection, target: str) -> tuple[int | None, str | None]:

@@ -31,7 +31,7 @@ from ..matcher import Attack
 from ..remote import Deliver, Remote
 from . import store
 from .admin import FleetError, describe
-from .outbox import BLOCK, EVENT, UNBLOCK, Outbox
+from .outbox import BLOCK, EVENT, UNBLOCK, Outbox, event_line
 from .settings import FleetSettings
 
 log = logging.getLogger("syslogban.fleet")
@@ -79,8 +79,8 @@ class Fleet(Remote):
                        asyncio.create_task(self._follower())]
 
     def attacked(self, attack: Attack, now: float) -> None:
-        self._queue(EVENT, [attack.address, attack.signature, attack.service, attack.danger,
-                            now])
+        self._queue(EVENT, event_line(attack.address, attack.signature, attack.service,
+                                      attack.danger, now))
 
     def blocked(self, block: Block, evidence: Sequence[str]) -> None:
         if not block.origin:  # a decision that came from elsewhere goes back to no one
@@ -95,14 +95,14 @@ class Fleet(Remote):
                 **asdict(self.counters), "outbox_counters": asdict(self.outbox.counters)}
 
     async def stop(self) -> None:
-        """Sends what it can within two seconds; the rest waits in the outbox."""
+        """Lets the sender send for up to two seconds; the rest waits in the outbox."""
         self._spill()
-        if self._writer is not None and not self._down.get("sender") and len(self.outbox):
-            try:
-                await asyncio.wait_for(self._send_all(), 2.0)
-            except (TimeoutError, *FAILURES) as exc:
-                log.warning("fleet: %d rows stay in the outbox for the next start (%s)",
-                            len(self.outbox), describe(exc) if str(exc) else "timeout")
+        deadline = time.monotonic() + 2.0
+        while len(self.outbox) and "sender" not in self._down and time.monotonic() < deadline:
+            self._wake.set()
+            await asyncio.sleep(0.01)
+        if len(self.outbox):
+            log.warning("fleet: %d rows stay in the outbox for the next start", len(self.outbox))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -15,6 +15,7 @@ Rules of this file:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,18 +76,15 @@ async def send(conn: psycopg.AsyncConnection[Any], rows: Sequence[tuple[int, str
     events = [(seq, body) for seq, kind, body in rows if kind == EVENT]
     blocks = [body for _, kind, body in rows if kind == BLOCK]
     unblocks = [body for _, kind, body in rows if kind == UNBLOCK]
-    addresses = sorted({body[0] for _, body in events})
+    addresses = sorted({body.split("\t", 1)[0] for _, body in events})
     sent = Sent(len(events))
     targets = sorted({*addresses, *(b["target"] for b in blocks),
                       *(u["target"] for u in unblocks)})
     async with conn.pipeline(), conn.transaction():
-        await conn.execute("SELECT syslogban.lock_targets(%s::cidr[])", (targets,))
+        await conn.execute("SELECT syslogban.lock_targets(string_to_array(%s, ' ')::cidr[])",
+                           (" ".join(targets),))
         if events:
-            columns = list(zip(*[(seq, *body) for seq, body in events]))
-            await conn.execute(
-                "SELECT syslogban.observe(%s::bigint[], %s::inet[], %s::text[], %s::text[],"
-                " %s::int[], ARRAY(SELECT to_timestamp(x) FROM unnest(%s::float8[]) x), %s)",
-                (*[list(c) for c in columns], backlog))
+            await conn.execute("SELECT syslogban.observe(%s, %s)", (_lines(events), backlog))
         for body in unblocks:
             try:
                 async with conn.transaction():
@@ -101,6 +99,11 @@ async def send(conn: psycopg.AsyncConnection[Any], rows: Sequence[tuple[int, str
     return sent
 
 
+def _lines(events: Sequence[tuple[int, str]]) -> str:
+    """Events as observe() reads them: a line each, the sequence first."""
+    return "\n".join(f"{seq}\t{line}" for seq, line in events)
+
+
 def block_body(block: Block, lines: Sequence[str]) -> dict[str, Any]:
     """A block as the outbox keeps it (JSON) and decide() takes it."""
     return {"target": block.target, "since": block.since,
@@ -111,41 +114,53 @@ def block_body(block: Block, lines: Sequence[str]) -> dict[str, Any]:
 
 async def _decide(conn: psycopg.AsyncConnection[Any], bodies: Sequence[dict[str, Any]],
                   sent: Sent) -> None:
-    cursors = [await conn.execute(
-        "SELECT * FROM syslogban.decide(%s, to_timestamp(%s), to_timestamp(%s), %s, %s, %s,"
-        " %s, %s, %s)",
-        (body["target"], body["since"], body["until"], body["reason"], body["score"],
-         body["signatures"], body["nth"], body["lifetime"], body["evidence"]))
-        for body in bodies]
-    for body, cursor in zip(bodies, cursors):
-        made, refused = await cursor.fetchone()  # type: ignore[misc]
+    if not bodies:
+        return
+    rows = await (await conn.execute("SELECT target::text, id, refused"
+                                     " FROM syslogban.decide_all(%s::jsonb)",
+                                     (json.dumps(bodies),))).fetchall()
+    for target, made, refused in rows:
         if made is not None:
-            sent.decided.append((body["target"], body["reason"]))
+            sent.decided.append((target, "decided"))
         elif refused != "already blocked":
-            sent.refused.append((body["target"], str(refused)))
+            sent.refused.append((target, str(refused)))
 
 
-# Per address of a batch not covered by a block in force: its earlier blocks,
-# its lifetime danger, and the events that count (after the last block ended,
-# or the last unblock, and within the window).
+# The addresses of a batch that could cross now (cheap sums over the window),
+# then, for those not covered by a block in force, their earlier blocks, their
+# lifetime danger and the events that count (after the last block ended, or
+# the last unblock, and within the window): the blocker decides from these.
 _SCORING = """
-    WITH open AS (
-        SELECT x.addr,
+    WITH batch AS (SELECT DISTINCT x::inet AS addr
+                   FROM string_to_table(%(addresses)s, ' ') x),
+    recent AS (
+        SELECT b.addr, coalesce(sum(e.danger), 0) AS danger, count(e.seq) AS attempts
+        FROM batch b LEFT JOIN syslogban.events e
+          ON e.addr = b.addr AND e.at > to_timestamp(%(horizon)s)
+        GROUP BY b.addr),
+    open AS (
+        SELECT r.addr, coalesce(o.lifetime, 0) AS lifetime
+        FROM recent r LEFT JOIN syslogban.offenders o ON o.target = r.addr
+        WHERE (r.danger >= %(danger)s OR r.attempts >= %(attempts)s
+               OR coalesce(o.lifetime, 0) >= %(blacklist)s)
+          AND syslogban.covering(r.addr::cidr) IS NULL),
+    facts AS (
+        SELECT open.addr, open.lifetime,
             (SELECT count(*) FROM syslogban.decisions d
-              WHERE d.target = x.addr::cidr AND NOT d.revoked) AS blocks,
-            coalesce((SELECT o.lifetime FROM syslogban.offenders o
-                       WHERE o.target = x.addr), 0) AS lifetime,
+              WHERE d.target = open.addr::cidr AND NOT d.revoked) AS blocks,
             coalesce((SELECT CASE WHEN d.revoked THEN d.since
                                   ELSE coalesce(d.until, 'infinity') END
-                        FROM syslogban.decisions d WHERE d.target = x.addr::cidr
+                        FROM syslogban.decisions d WHERE d.target = open.addr::cidr
                        ORDER BY d.id DESC LIMIT 1), '-infinity') AS fresh
-        FROM unnest(%s::inet[]) x(addr)
-        WHERE syslogban.covering(x.addr::cidr) IS NULL)
-    SELECT open.blocks, open.lifetime, e.host, e.seq, host(e.addr), e.signature, e.service,
-           e.danger, extract(epoch FROM e.at)::float8
-    FROM open JOIN syslogban.events e
-      ON e.addr = open.addr AND e.at > greatest(open.fresh, to_timestamp(%s))
+        FROM open)
+    SELECT host(facts.addr), facts.blocks, facts.lifetime,
+           string_agg(concat_ws(E'\t', e.host, e.seq, e.signature, e.service, e.danger,
+                                extract(epoch FROM e.at)::float8), E'\n')
+    FROM facts JOIN syslogban.events e
+      ON e.addr = facts.addr AND e.at > greatest(facts.fresh, to_timestamp(%(horizon)s))
+    GROUP BY facts.addr, facts.blocks, facts.lifetime
 """
+_NEVER = 1 << 62
 
 
 async def _fleet_decisions(conn: psycopg.AsyncConnection[Any], addresses: Sequence[str],
@@ -153,20 +168,27 @@ async def _fleet_decisions(conn: psycopg.AsyncConnection[Any], addresses: Sequen
     """The blocks the fleet's events cause for the addresses of this batch."""
     if not addresses:
         return []
-    horizon = now - max(p.window for p in (config.policy, *config.services.values()))
-    rows = await (await conn.execute(_SCORING, (list(addresses), horizon))).fetchall()
-    history: dict[str, History] = {}
-    by_address: dict[str, list[Event]] = {}
-    for blocks, lifetime, *columns in rows:
-        event = Event(*columns)
-        history[event.address] = History(blocks, lifetime)
-        by_address.setdefault(event.address, []).append(event)
+    policies = (config.policy, *config.services.values())
+    bars = {"addresses": " ".join(addresses),
+            "horizon": now - max(p.window for p in policies),
+            "danger": min((p.threshold for p in policies if not p.count_attempts),
+                          default=_NEVER),
+            "attempts": min((p.threshold for p in policies if p.count_attempts),
+                            default=_NEVER),
+            "blacklist": config.blacklist if config.blacklist is not None else _NEVER}
+    # One row per address, its events as lines: the driver reads a value at a
+    # time, so ten columns for each event would cost ten times as much.
+    rows = await (await conn.execute(_SCORING, bars)).fetchall()
     found = []
-    for address, events in by_address.items():
-        danger = sum(e.danger for e in events)  # already in lifetime; the blocker adds it again
-        known = history[address]
+    for address, blocks, lifetime, lines in rows:
+        events = []
+        for line in lines.split("\n"):
+            host, seq, signature, service, danger, at = line.split("\t")
+            events.append(Event(host, int(seq), address, signature, service, int(danger),
+                                float(at)))
+        danger_now = sum(e.danger for e in events)  # in lifetime; the blocker adds it again
         block = decide(config, address, events,
-                       History(known.blocks, max(0, known.lifetime - danger)), now)
+                       History(blocks, max(0, lifetime - danger_now)), now)
         if block is not None:
             found.append((block, evidence(events)))
     return found
