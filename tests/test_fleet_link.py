@@ -150,6 +150,7 @@ def test_an_outage_loses_nothing(tmp_path: Path) -> None:
                                    link(own, name, tmp_path, "mx2"))
             mx1.attack("192.0.2.1", 3)
             await until(lambda: "192.0.2.1" in mx2.active, "the first block")
+            await until(lambda: len(mx1.fleet.outbox) == 0, "the first events acknowledged")
             own.stop()
             for n in range(2, 42):
                 mx1.attack(f"192.0.2.{n}", 3)
