@@ -8,9 +8,12 @@ Rules of this file:
   History) and comes back through `restore`: a restarted blocker decides
   exactly as the old one would have.
 
-Theory of operation (sshguard's model, with fail2ban's persistence): each
-attack adds its danger (or 1, for a policy that counts attempts) to its
-address's score; attacks older than the detection window fall out of it. A
+Theory of operation (sshguard's model, with fail2ban's persistence): the
+unit is an attempt (one failed login, one rejected probe; attempts.py groups
+the lines that report one). Each attempt adds its danger (or 1, for a policy
+that counts attempts) to its address's score; a line that reports an attempt
+already counted adds nothing. Attempts older than the detection window fall
+out of it. A
 score at or over the threshold blocks the address for block_time, multiplied
 by `multiplier` for every earlier block of the same address and capped at
 max_block_time. A block starts a fresh score; attacks that arrive while the
@@ -33,6 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .address import normalize_address
+from .attempts import Counted
 from .durations import PERMANENT
 from .matcher import Attack
 
@@ -51,6 +55,8 @@ class Policy:
     count_attempts: bool = False  # the threshold counts attacks, not their danger
 
     def duration(self, earlier_blocks: int) -> float:
+        if self.block_time == PERMANENT:  # what the admin wrote, never capped
+            return PERMANENT
         grown = self.block_time * self.multiplier ** min(earlier_blocks, 64)
         return min(grown, self.max_block_time)
 
@@ -162,9 +168,9 @@ def prefix_of(address: str, ipv4: int, ipv6: int) -> str:
 
 
 class Blocker:
-    # Per scoring key, one flat list [t, danger, group, signature, t, danger, ...]
+    # Per scoring key, one flat list [t, points, attempts, group, signature, t, ...]
     # (a list per event would triple the memory of a million offenders).
-    _STRIDE = 4
+    _STRIDE = 5
 
     def __init__(self, config: BlockerConfig | None = None) -> None:
         self.config = config or BlockerConfig()
@@ -207,8 +213,11 @@ class Blocker:
 
     # ------------------------------------------------------------- deciding
 
-    def observe(self, attack: Attack, now: float) -> Block | None:
-        """The block this attack causes, if any."""
+    def observe(self, attack: Attack, now: float, counted: Counted | None = None) -> Block | None:
+        """The block this line causes, if any; `counted`: what it adds (attempts.py),
+        by default one attempt of its danger."""
+        points, attempts = ((attack.danger, 1) if counted is None
+                            else (counted.points, counted.new))
         address = attack.address
         self.counters.attacks += 1
         if address in self._allow:
@@ -218,16 +227,18 @@ class Blocker:
         target = address if self._whole_hosts else self._prefix(address, agg.ipv4, agg.ipv6)
         key = target if agg.score_by_prefix else address
         if self.config.blacklist is not None:
-            self._remember(key).lifetime += attack.danger
+            self._remember(key).lifetime += points
         elif key in self.history:
-            self.history[key].lifetime += attack.danger
+            self.history[key].lifetime += points
         if self._covered(address, target, now):
             self.counters.while_blocked += 1
             return None
+        if not points and not attempts:
+            return None  # it reports an attempt already scored
         group = self._group_of.get(attack.service, 0)
         policy = self._groups[group]
         events = self._events.setdefault(key, [])
-        events += (now, attack.danger, group, attack.signature)
+        events += (now, points, attempts, group, attack.signature)
         score, signatures = self._score(events, group, policy, now)
         lifetime = self.history[key].lifetime if key in self.history else 0
         if self.config.blacklist is not None and lifetime >= self.config.blacklist:
@@ -250,10 +261,11 @@ class Blocker:
         del events[:start]
         own_horizon = now - policy.window
         score, signatures = 0, []
+        field = 2 if policy.count_attempts else 1
         for i in range(0, len(events), stride):
-            if events[i + 2] == group and events[i] > own_horizon:  # type: ignore[operator]
-                score += 1 if policy.count_attempts else events[i + 1]  # type: ignore[operator]
-                signatures.append(events[i + 3])
+            if events[i + 3] == group and events[i] > own_horizon:  # type: ignore[operator]
+                score += events[i + field]  # type: ignore[operator]
+                signatures.append(events[i + 4])
         return score, tuple(dict.fromkeys(signatures))  # type: ignore[arg-type]
 
     def _covered(self, address: str, target: str, now: float) -> bool:
@@ -363,6 +375,17 @@ class Blocker:
         for key in stale:
             del self._events[key]
         return len(stale)
+
+    def attempts(self, key: str, now: float) -> dict[str, int]:
+        """Attempts per service of an address (or scored prefix) within the longest window."""
+        events = self._events.get(key, [])
+        horizon = now - self._longest
+        found: dict[str, int] = {}
+        for i in range(0, len(events), self._STRIDE):
+            if events[i] > horizon:  # type: ignore[operator]
+                service = str(events[i + 4]).split(".", 1)[0]
+                found[service] = found.get(service, 0) + events[i + 2]  # type: ignore[operator]
+        return found
 
     def tracked(self) -> int:
         """Addresses (or prefixes) with a score in the window."""

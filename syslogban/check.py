@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 import sys
-import tempfile
 import time
 import traceback
 from collections import Counter
@@ -24,11 +22,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import BinaryIO, TextIO
 
-from .blocker import Block, Blocker
+from .attempts import Accountant, Counted
+from .blocker import Block, Blocker, BlockerConfig, Policy
 from .correlation import DEFAULT_SIZE as DEFAULT_SESSIONS
 from .correlation import CorrelationCounters, Correlator
+from .durations import PERMANENT, format_duration
 from .framing import LineFramer
-from .matcher import Matcher
+from .matcher import Attack, Matcher
 from .pipeline import Counters, Detection, Pipeline, newlines, shorten, untagged_summary
 from .record import REJECT_REASONS, RecordParser
 from .scanner import Scanner
@@ -39,6 +39,17 @@ TOP_ADDRESSES = 10
 PARALLEL_MIN_BYTES = 8 << 20  # below this, forking costs more than it saves
 WARM_UP_BLOCK = 4 << 20       # read backwards in blocks this size for session bindings
 WARM_UP_COST = 0.25           # reading for bindings / checking, per byte (measured: 0.18/0.70)
+
+
+Found = tuple[int, Attack, float | None]  # line number, attack, record time
+
+
+def _json(lineno: int, attack: Attack, counted: Counted) -> str:
+    """One line of --jsonl (ids are [a-z0-9.-], addresses validated: nothing to escape)."""
+    return (f'{{"lineno": {lineno}, "service": "{attack.service}", '
+            f'"signature": "{attack.signature}", "address": "{attack.address}", '
+            f'"danger": {attack.danger}, "attempt": {counted.attempt}, '
+            f'"attempts": {counted.new}}}\n')
 
 
 @dataclass(slots=True)
@@ -57,7 +68,7 @@ class Replay:
         if self._clock is None:
             self.undated += 1
             return
-        block = self.blocker.observe(detection.attack, self._clock)
+        block = self.blocker.observe(detection.attack, self._clock, detection.counted)
         if block is not None:
             self.blocks.append(block)
 
@@ -65,12 +76,14 @@ class Replay:
 @dataclass(slots=True)
 class CheckResult:
     counters: Counters
-    addresses: Counter[str]   # attacks per address
+    addresses: Counter[str]   # attacks (lines) per address
+    attempts: Counter[str]    # attempts per address (attempts.py)
     invalid_addresses: int    # matches dropped: not a literal IP address
     correlation: CorrelationCounters
     engine: str
     processes: int = 1
     replay: Replay | None = None
+    detections: list[Found] | None = None  # a range's, for the parent to account
 
     def merge(self, other: CheckResult) -> None:
         self.counters.lines += other.counters.lines
@@ -81,6 +94,7 @@ class CheckResult:
         if self.counters.untagged_sample is None:  # ranges merge in file order
             self.counters.untagged_sample = other.counters.untagged_sample
         self.addresses.update(other.addresses)
+        self.attempts.update(other.attempts)
         self.invalid_addresses += other.invalid_addresses
         for name in CorrelationCounters.__slots__:
             setattr(self.correlation, name,
@@ -92,49 +106,62 @@ class Checker:
     """The compiled rules, ready to check any number of streams or ranges."""
 
     def __init__(self, signatures: Sequence[Signature], max_size: int,
-                 scanner_engine: str = "auto", sessions: int = DEFAULT_SESSIONS,
-                 replay: bool = False) -> None:
+                 scanner_engine: str = "auto", sessions: int = DEFAULT_SESSIONS) -> None:
         self.signatures = signatures
         self.max_size = max_size
+        self.sessions = sessions
         self.matcher = Matcher(signatures, Correlator(sessions))
-        self.parser = RecordParser(max_size, timestamps=replay)
+        # The records' own times: attempts are grouped, and replayed, on the log's clock.
+        self.parser = RecordParser(max_size)
         self.scanner = Scanner(self.matcher.prefilters(), max_size, scanner_engine)
         self.scanner_engine = scanner_engine
 
-    def run(self, blocks: Iterator[bytes], jsonl: TextIO | None, *, replay: bool = False,
-            now: float | None = None, lines_before: int = 0) -> CheckResult:
-        pipeline = Pipeline(self.parser, self.matcher, self.scanner, lines_before)
+    def run(self, blocks: Iterator[bytes], jsonl: TextIO | None, *,
+            replay: BlockerConfig | None = None, now: float | None = None,
+            lines_before: int = 0, pipeline: Pipeline | None = None,
+            collect: bool = False) -> CheckResult:
+        """`replay`: the policy to replay the log's attempts with (None: no replay);
+        `collect`: keep the detections (a range of a file) instead of writing them."""
+        if pipeline is None:
+            pipeline = Pipeline(self.parser, self.matcher, self.scanner, lines_before,
+                                accountant=Accountant(self.sessions))
         framer = LineFramer(self.max_size)
         addresses: Counter[str] = Counter()
-        replayer = Replay() if replay else None
+        attempts: Counter[str] = Counter()
+        replayer = None if replay is None else Replay(Blocker(replay))
         clock = time.time() if now is None else now
         invalid_before = self.matcher.invalid_addresses
+        kept: list[Found] | None = [] if collect else None
         for data in blocks:
             chunk = framer.feed(data)
             if chunk:
-                self._detect(pipeline.feed(chunk, clock), addresses, jsonl, replayer)
+                self._detect(pipeline.feed(chunk, clock), addresses, attempts, jsonl, replayer,
+                             kept)
         tail = framer.close()
         if tail:
-            self._detect(pipeline.feed(tail, clock), addresses, jsonl, replayer)
-        return CheckResult(pipeline.counters, addresses,
+            self._detect(pipeline.feed(tail, clock), addresses, attempts, jsonl, replayer, kept)
+        return CheckResult(pipeline.counters, addresses, attempts,
                            self.matcher.invalid_addresses - invalid_before,
                            self.matcher.correlator.counters, self.scanner.engine,
-                           replay=replayer)
+                           replay=replayer, detections=kept)
 
     @staticmethod
-    def _detect(detections: list[Detection], addresses: Counter[str],
-                jsonl: TextIO | None, replay: Replay | None) -> None:
+    def _detect(detections: list[Detection], addresses: Counter[str], attempts: Counter[str],
+                jsonl: TextIO | None, replay: Replay | None, kept: list[Found] | None) -> None:
+        if kept is not None:  # a range: its attempts are counted in file order by the parent
+            kept.extend((d.lineno, d.attack, d.record.timestamp) for d in detections)
+            for detection in detections:
+                addresses[detection.attack.address] += 1
+            return
         for detection in detections:
             addresses[detection.attack.address] += 1
+            if detection.counted.new:
+                attempts[detection.attack.address] += detection.counted.new
             if replay is not None:
                 replay.add(detection)
         if jsonl is not None and detections:
             # One write per chunk, whatever the stream's buffering (PYTHONUNBUFFERED).
-            # Ids are [a-z0-9.-] and addresses validated: nothing to escape.
-            jsonl.write("".join(
-                f'{{"lineno": {d.lineno}, "service": "{d.attack.service}", '
-                f'"signature": "{d.attack.signature}", "address": "{d.attack.address}", '
-                f'"danger": {d.attack.danger}}}\n' for d in detections))
+            jsonl.write("".join(_json(d.lineno, d.attack, d.counted) for d in detections))
 
     def run_file(self, path: str, jsonl: TextIO | None, *, processes: int,
                  now: float | None = None) -> CheckResult:
@@ -148,31 +175,42 @@ class Checker:
         bounds = _line_bounds(path, processes, WARM_UP_COST if binder is not None else 0.0)
         children = [self._fork(path, start, end, now, binder)
                     for start, end in zip(bounds[1:-1], bounds[2:])]
+        pipeline = Pipeline(self.parser, self.matcher, self.scanner,
+                            accountant=Accountant(self.sessions))
         with open(path, "rb") as stream:
-            result = self.run(_blocks(stream, bounds[1]), jsonl, now=now)
-        for pid, results, output in children:
+            result = self.run(_blocks(stream, bounds[1]), jsonl, now=now, pipeline=pipeline)
+        clock = time.time() if now is None else now
+        for pid, results in children:
             with os.fdopen(results, "rb") as pipe:
                 data = pipe.read()
             _, status = os.waitpid(pid, 0)
             if status != 0 or not data:
                 raise RuntimeError(f"checking part of {path} failed (see the message above)")
-            result.merge(pickle.loads(data))
+            part: CheckResult = pickle.loads(data)
+            # Attempts span range cuts: the ranges' detections are accounted here,
+            # in file order, by the accountant that saw everything before them.
+            lines = []
+            for lineno, attack, stamp in part.detections or ():
+                if stamp is not None:
+                    pipeline.clock = stamp
+                counted = pipeline.accountant.observe(
+                    attack, clock if pipeline.clock is None else pipeline.clock, lineno)
+                part.attempts[attack.address] += counted.new
+                lines.append(_json(lineno, attack, counted))
+            part.detections = None
+            result.merge(part)
             if jsonl is not None:
-                output.seek(0)
-                jsonl.flush()
-                shutil.copyfileobj(output, jsonl)
-            output.close()
+                jsonl.write("".join(lines))
         return result
 
     def _fork(self, path: str, start: int, end: int, now: float | None,
-              binder: Pipeline | None) -> tuple[int, int, TextIO]:
+              binder: Pipeline | None) -> tuple[int, int]:
         """A child process that checks [start, end) of `path` (lines numbered from the file's start)."""
-        output = tempfile.TemporaryFile("w+", encoding="ascii")
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid:
             os.close(write_end)
-            return pid, read_end, output
+            return pid, read_end
         status = 1
         try:
             os.close(read_end)
@@ -186,9 +224,8 @@ class Checker:
                 stream.seek(0)  # the lines the warm-up did not read yet
                 lines_before += sum(newlines(block) for block in _blocks(stream, counted_from))
                 stream.seek(start)
-                result = self.run(_blocks(stream, end - start), output, now=clock,
-                                  lines_before=lines_before)
-            output.flush()
+                result = self.run(_blocks(stream, end - start), None, now=clock,
+                                  lines_before=lines_before, collect=True)
             with os.fdopen(write_end, "wb") as pipe:
                 pickle.dump(result, pipe)
             status = 0
@@ -269,15 +306,15 @@ def _shares(parts: int, warm_up: float) -> list[float]:
 
 
 def check(stream: BinaryIO, signatures: Sequence[Signature], *, jsonl: TextIO | None,
-          replay: bool, max_size: int, scanner_engine: str = "auto",
+          replay: BlockerConfig | None, max_size: int, scanner_engine: str = "auto",
           sessions: int = DEFAULT_SESSIONS, now: float | None = None) -> CheckResult:
-    """Checks one stream in this process."""
-    checker = Checker(signatures, max_size, scanner_engine, sessions, replay)
+    """Checks one stream in this process (`replay`: the policy to replay, or None)."""
+    checker = Checker(signatures, max_size, scanner_engine, sessions)
     return checker.run(_blocks(stream), jsonl, replay=replay, now=now)
 
 
 def check_path(path: str, signatures: Sequence[Signature], *, jsonl: TextIO | None,
-               replay: bool, max_size: int, scanner_engine: str = "auto",
+               replay: BlockerConfig | None, max_size: int, scanner_engine: str = "auto",
                sessions: int = DEFAULT_SESSIONS, processes: int = 1,
                now: float | None = None) -> CheckResult:
     """Checks a file (or stdin for "-"), in parallel where that pays off."""
@@ -286,7 +323,7 @@ def check_path(path: str, signatures: Sequence[Signature], *, jsonl: TextIO | No
                      max_size=max_size, scanner_engine=scanner_engine, sessions=sessions,
                      now=now)
     with open(path, "rb") as stream:  # a missing file fails here, before any work
-        if replay or processes < 2 or not _big_regular_file(stream):
+        if replay is not None or processes < 2 or not _big_regular_file(stream):
             return check(stream, signatures, jsonl=jsonl, replay=replay, max_size=max_size,
                          scanner_engine=scanner_engine, sessions=sessions, now=now)
     checker = Checker(signatures, max_size, scanner_engine, sessions)
@@ -329,25 +366,41 @@ def report(name: str, result: CheckResult, signatures: Sequence[Signature],
               f"{f', {corr.expired} expired' if corr.expired else ''}), "
               f"{corr.evicted} evicted", file=out)
     if result.addresses:
-        print("top addresses", file=out)
+        print(f"attempts  {sum(result.attempts.values())} (failed logins, probes: the lines "
+              "that report one attempt count it once)", file=out)
+        print("top addresses     lines  attempts", file=out)
         for address, count in result.addresses.most_common(TOP_ADDRESSES):
-            print(f"  {count:>9}  {address}", file=out)
+            print(f"  {address:<39}  {count:>9}  {result.attempts[address]:>8}", file=out)
     if result.replay is not None:
         _report_replay(result.replay, out)
 
 
 def _report_replay(replay: Replay, out: TextIO) -> None:
-    policy = replay.blocker.config.policy
+    config = replay.blocker.config
     blocked = {b.target for b in replay.blocks}
-    print(f"replay    {len(replay.blocks)} blocks of {len(blocked)} addresses "
-          f"(threshold {policy.threshold} within {policy.window:g}s, "
-          f"block {policy.block_time:g}s x{policy.multiplier:g} per repeat, "
-          f"at most {policy.max_block_time:g}s)", file=out)
+    print(f"replay    {len(replay.blocks)} blocks of {len(blocked)} addresses; policy "
+          f"{describe_policy(config.policy)}", file=out)
+    for service, policy in sorted(config.services.items()):
+        print(f"  [services.{service}] {describe_policy(policy)}", file=out)
     if replay.undated:
         print(f"  {replay.undated} attacks before the first dated record were not "
               "replayed", file=out)
     for block in replay.blocks:
-        when = datetime.fromtimestamp(block.since).isoformat(sep=" ", timespec="seconds")
+        # Times in this machine's zone, with its offset: the records' own offsets
+        # (or this zone, for records that name none) decided the order and windows.
+        when = datetime.fromtimestamp(block.since).astimezone().isoformat(
+            sep=" ", timespec="seconds")
         print(f"  {when}  {block.target:<39}  block #{block.nth} for "
-              f"{block.until - block.since:g}s  score {block.score}  "
+              f"{format_duration(block.until - block.since)}  score {block.score}  "
               f"{', '.join(block.signatures)}", file=out)
+
+
+def describe_policy(policy: Policy) -> str:
+    """A policy as an admin wrote it: "3 attempts within 30m: block 2m, x2 ..."."""
+    limit = (f"{policy.threshold} attempts" if policy.count_attempts
+             else f"score {policy.threshold} (danger per attempt)")
+    grows = (f", x{policy.multiplier:g} per earlier block up to "
+             f"{format_duration(policy.max_block_time)}"
+             if policy.block_time != PERMANENT else "")
+    return (f"{limit} within {format_duration(policy.window)}: block "
+            f"{format_duration(policy.block_time)}{grows}")

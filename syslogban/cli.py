@@ -10,13 +10,14 @@ from pathlib import Path
 
 from . import __version__
 from . import config as configuration
+from .blocker import BlockerConfig
 from .check import DEFAULT_SESSIONS, check_path, default_processes, report
 from .durations import format_duration
 from .errors import SyslogbanError
-from .examples import check_examples
+from .examples import check_examples, check_session_examples
 from .pipeline import shorten, untagged_summary
 from .record import DEFAULT_MAX_SIZE
-from .signatures import Signature, load_rules, make_signature, select
+from .signatures import Signature, load_rules, load_session_examples, make_signature, select
 
 
 class UsageError(SyslogbanError):
@@ -66,7 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jsonl", action="store_true",
                    help="print one JSON object per attack on stdout (summary on stderr)")
     p.add_argument("--replay", action="store_true",
-                   help="run the default scoring over the log's own timestamps")
+                   help="run the scoring over the log's own timestamps (the default "
+                        "policy, or the one of --config)")
+    p.add_argument("--config", metavar="FILE",
+                   help="with --replay: replay this configuration's policy (scoring, "
+                        "services, allow-list; also its rules, enable and disable)")
     p.add_argument("--pattern", metavar="REGEX", action="append", default=[],
                    help="test an ad-hoc pattern with <ADDR> instead of the rules (repeatable)")
     p.add_argument("--program", metavar="TAG", action="append", default=[],
@@ -247,14 +252,25 @@ def _check(args: argparse.Namespace) -> int:
         raise UsageError("--processes and --sessions must be at least 1")
     if args.program and not args.pattern:
         raise UsageError("--program goes with --pattern")
+    if args.config and not args.replay:
+        raise UsageError("--config goes with --replay")
+    config = configuration.load(args.config) if args.config else None
+    if config is not None:  # its signatures, where the command line names none
+        args.rules = args.rules or [Path(d) for d in config.rules] or None
+        args.enable = [*config.enable, *args.enable]
+        args.disable = [*config.disable, *args.disable]
     if args.pattern:
         active = [make_signature(f"pattern.{n}", "pattern", "ad-hoc --pattern",
                                  tuple(args.program), text)
                   for n, text in enumerate(args.pattern, start=1)]
     else:
         active = _signatures(args)[1]
+    policy = None
+    if args.replay:
+        policy = (BlockerConfig() if config is None else
+                  config.blocker(configuration.resolve_allow(config.allow)))
     result = check_path(args.file, active, jsonl=sys.stdout if args.jsonl else None,
-                        replay=args.replay, max_size=args.max_record_size,
+                        replay=policy, max_size=args.max_record_size,
                         scanner_engine=args.scanner, sessions=args.sessions,
                         processes=args.processes)
     name = "<stdin>" if args.file == "-" else args.file
@@ -290,7 +306,8 @@ def _rules_show(args: argparse.Namespace) -> int:
 def _rules_check(args: argparse.Namespace) -> int:
     from .signatures import risks
     loaded = load_rules(args.rules)
-    failures = check_examples(loaded)
+    sessions = load_session_examples(args.rules)
+    failures = check_examples(loaded) + check_session_examples(loaded, sessions)
     examples = sum(len(s.examples) for s in loaded)
     for failure in failures:
         print(failure)
@@ -298,6 +315,7 @@ def _rules_check(args: argparse.Namespace) -> int:
     warnings = [f"{s.source}: {s.id}: warning: {risk}" for s in loaded for risk in risks(s)]
     for warning in warnings:
         print(warning)
-    print(f"{len(loaded)} signatures, {examples} examples, {len(failures)} failed, "
+    print(f"{len(loaded)} signatures, {examples} examples, {len(sessions)} session examples, "
+          f"{len(failures)} failed, "
           f"{len(warnings)} warnings")
     return 1 if failures else 0

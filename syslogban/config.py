@@ -28,7 +28,7 @@ from typing import Any
 from .blocker import LOOPBACK, Aggregation, BlockerConfig, Network, Policy
 from .correlation import DEFAULT_SIZE, DEFAULT_TTL
 from .crowdsec.settings import CrowdSecSettings
-from .durations import PERMANENT, parse_duration
+from .durations import PERMANENT, format_duration, parse_duration
 from .errors import SyslogbanError
 from .fleet.settings import FleetSettings
 from .record import DEFAULT_MAX_SIZE, FACILITIES
@@ -276,6 +276,8 @@ class Config:
 
     def policy(self, overrides: Mapping[str, Any] | None = None) -> Policy:
         v = {**{k: self.values[k] for k in SERVICE_KEYS}, **(overrides or {})}
+        if "max_block_time" not in (overrides or {}):  # a service's longer block_time
+            v["max_block_time"] = max(v["max_block_time"], v["block_time"])  # is honoured
         attempts = v["attempts"]
         return Policy(threshold=attempts or v["threshold"], window=v["window"],
                       block_time=v["block_time"], multiplier=v["multiplier"],
@@ -368,6 +370,13 @@ def load(path: str | None, flags: argparse.Namespace | None = None) -> Config:
             for item in getattr(flags, f"{name}_flags", []):
                 _, key, value = _assignment(item, service=False)
                 table[key] = value
+    for name, table in [("", values), *((f"services.{n}: ", t) for n, t in services.items())]:
+        if "block_time" in table and table["block_time"] != PERMANENT and \
+                table["block_time"] > table.get("max_block_time", PERMANENT):
+            raise ConfigError(f"{where}: {name}block_time ({format_duration(table['block_time'])})"
+                              f" is longer than max_block_time "
+                              f"({format_duration(table['max_block_time'])}): raise "
+                              "max_block_time, or write block_time = \"permanent\"")
     if values["stdin"] and values["omprog"]:
         raise ConfigError(f"{where}: stdin and omprog both read standard input: choose one")
     from .notify import NotifyConfig  # here: check and rules never pay for mail modules

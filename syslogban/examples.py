@@ -4,7 +4,9 @@ Each example line goes the whole way a real record goes (record parser, tag
 dispatch, matcher with every signature loaded), so an example also proves that
 its program tag is dispatched to its signature and that no earlier signature
 shadows it. The context lines of an example (the record that binds a session
-id) go first, into fresh session bindings.
+id) go first, into fresh session bindings. A session example's lines go, in
+order and on their own clock, through the pipeline and attempt accounting;
+the attempts each address made must be the ones the example states.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from dataclasses import replace
 
 from .correlation import Correlator
 from .matcher import Attack, Matcher
+from .pipeline import Pipeline
 from .record import Malformed, Record, RecordParser
-from .signatures import Example, Signature
+from .scanner import Scanner
+from .signatures import Example, SessionExample, Signature
 
 # Examples carry RFC 3164 dates without a year; any fixed clock will do.
 EXAMPLE_CLOCK = 1_800_000_000.0
@@ -92,3 +96,32 @@ def _feed(line: str, matcher: Matcher, parser: RecordParser) -> str | None:
         return record
     matcher.match(record, EXAMPLE_CLOCK)
     return None
+
+
+def check_session_examples(signatures: Sequence[Signature],
+                           examples: Sequence[SessionExample]) -> list[str]:
+    """One message per session example whose attempts differ from the stated ones."""
+    matcher = Matcher(replace(s, enabled=True) for s in signatures)
+    parser = RecordParser()
+    failures = []
+    for example in examples:
+        found = session_attempts(example.lines, matcher, parser)
+        expected = dict(example.attempts)
+        if found != expected:
+            failures.append(f"{example.source}: session example {example.description!r}: "
+                            f"attempts {found or '{}'}, expected {expected}")
+    return failures
+
+
+def session_attempts(lines: Sequence[str], matcher: Matcher,
+                     parser: RecordParser) -> dict[str, int]:
+    """The attempts per address that `lines` (fresh sessions, fresh accounting) hold."""
+    matcher.correlator = Correlator()
+    pipeline = Pipeline(parser, matcher, Scanner(matcher.prefilters(), parser.max_size,
+                                                 "plain"))
+    chunk = "".join(line + "\n" for line in lines).encode("utf-8")
+    attempts: dict[str, int] = {}
+    for detection in pipeline.feed(chunk, EXAMPLE_CLOCK):
+        address = detection.attack.address
+        attempts[address] = attempts.get(address, 0) + detection.counted.new
+    return attempts

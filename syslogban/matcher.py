@@ -27,18 +27,29 @@ from typing import NamedTuple
 from .address import normalize_address
 from .correlation import Correlator
 from .record import Record
-from .signatures import Signature
+from .signatures import ATTEMPT, COUNT, Signature
 
 _DISPATCH_CACHE_LIMIT = 4096  # distinct program tags; attackers may invent tags
 
 
 class Attack(NamedTuple):
-    """What the matcher found (a NamedTuple for the reason given on Record)."""
+    """What the matcher found (a NamedTuple for the reason given on Record).
+
+    The last four fields are for attempt accounting (attempts.py): the
+    signature's role, the session that ties lines of one connection together
+    (its <ID>, or "pid:N" where the record's process is the session), the
+    number of attempts a line of the role "count" carries, and the services
+    whose attempts the line may also report.
+    """
 
     address: str
     signature: str
     service: str
     danger: int
+    role: str = ATTEMPT
+    session: str | None = None
+    count: int = 1
+    serves: tuple[str, ...] = ()
 
 
 class Matcher:
@@ -113,8 +124,8 @@ class Matcher:
             m = signature.regex.match(message)
             if m is None:
                 continue
+            session = _session(signature, m, record)
             if signature.resolves:
-                session = _session(signature, m, record)
                 address = None if session is None else self.correlator.resolve(
                     (signature.service, record.hostname, session), now)
                 if address is None:
@@ -127,19 +138,23 @@ class Matcher:
                     self.invalid_addresses += 1
                     continue
                 if signature.binds:
-                    session = _session(signature, m, record)
                     if session is not None:
                         self.correlator.bind((signature.service, record.hostname, session),
                                              address, now)
                     continue
-            return Attack(address, signature.id, signature.service, signature.danger)
+            # <COUNT> may sit in one alternative ("proxy dest auth failed"): then 1.
+            count = int(m.group("count") or 1) if signature.role == COUNT else 1
+            if session is not None and record.hostname is not None:
+                session = f"{record.hostname}/{session}"  # ids of different hosts never meet
+            return Attack(address, signature.id, signature.service, signature.danger,
+                          signature.role, session, count, signature.serves)
         return None
 
 
 def _session(signature: Signature, m: re.Match[str], record: Record) -> str | None:
     """The session id: <ID> of the text, or the process id ("pid:" never meets an <ID>)."""
     if not signature.by_pid:
-        return m.group("id")
+        return m.group("id") if signature.binds or signature.resolves else None
     return None if record.pid is None else f"pid:{record.pid}"
 
 

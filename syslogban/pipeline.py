@@ -5,6 +5,8 @@ Rules of this file:
   reading, printing and blocking belong to its callers (check, daemon).
 * Every input line is counted exactly once: parsed, or rejected with a reason.
   Lines the scanner passes over are parsed lines by the scanner's contract.
+* Every detection says which attempt it reports (attempts.py), on the
+  record's own clock where the parser read one (check), else on `now`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from .attempts import Accountant, Counted
 from .matcher import Attack, Matcher
 from .record import Malformed, Record, RecordParser
 from .scanner import ALL, Scanner
@@ -52,6 +55,7 @@ class Detection(NamedTuple):
     lineno: int  # 1-based over every line fed
     attack: Attack
     record: Record
+    counted: Counted  # the attempt it reports, and what it adds
 
 
 _ALL_BUT_NEWLINE = bytes(b for b in range(256) if b != 0x0A)
@@ -63,15 +67,18 @@ def newlines(data: bytes) -> int:
 
 
 class Pipeline:
-    __slots__ = ("parser", "matcher", "scanner", "counters", "lines_before", "facilities",
-                 "ignored_programs")
+    __slots__ = ("parser", "matcher", "scanner", "accountant", "counters", "lines_before",
+                 "facilities", "ignored_programs", "clock")
 
     def __init__(self, parser: RecordParser, matcher: Matcher, scanner: Scanner,
                  lines_before: int = 0, facilities: frozenset[int] | None = None,
-                 ignored_programs: frozenset[str] = frozenset()) -> None:
+                 ignored_programs: frozenset[str] = frozenset(),
+                 accountant: Accountant | None = None) -> None:
         self.parser = parser
         self.matcher = matcher
         self.scanner = scanner
+        self.accountant = accountant if accountant is not None else Accountant()
+        self.clock: float | None = None  # the last record time read (undated records)
         self.counters = Counters()
         self.lines_before = lines_before  # line numbers start after these (a slice of a file)
         # Records that carry a PRI of another facility are not matched; records
@@ -127,4 +134,8 @@ class Pipeline:
         attack = self.matcher.match(record, now, mask)
         if attack is not None:
             self.counters.attacks[attack.signature] += 1
-            found.append(Detection(lineno, attack, record))
+            if record.timestamp is not None:
+                self.clock = record.timestamp
+            when = now if self.clock is None else self.clock
+            found.append(Detection(lineno, attack, record,
+                                   self.accountant.observe(attack, when, lineno)))

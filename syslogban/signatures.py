@@ -11,7 +11,9 @@ Rules of this file:
 Theory of operation: a pattern is a Python regular expression, anchored at the
 start of the message (the text after `program[pid]: `), with placeholders:
 <ADDR> (required, exactly once) captures an IPv4/IPv6 literal, <PORT> and
-<USER> are optional. From each compiled pattern we derive its longest
+<USER> are optional, <COUNT> is the number a line of the role "count" carries.
+Each signature also says what its line is to attempt accounting (`role`,
+`serves`, the `session` that ties lines together; see attempts.py). From each compiled pattern we derive its longest
 mandatory literal: a record whose line lacks it cannot match, which is what
 lets the scanner skip most lines without parsing them.
 """
@@ -39,14 +41,22 @@ PLACEHOLDERS: dict[str, str] = {
     "<PORT>": r"(?P<port>[0-9]{1,5})",
     "<USER>": r"(?P<user>.{0,256}?)",
     "<ID>": r"(?P<id>[0-9A-Za-z]{4,64})",
+    "<COUNT>": r"(?P<count>[0-9]{1,6})",
 }
 
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*(?:\.[a-z0-9][a-z0-9-]*)+")
-_FILE_KEYS = {"service", "programs", "signature"}
-_SIGNATURE_KEYS = {"id", "description", "programs", "pattern", "danger", "enabled",
-                   "binds", "session", "examples", "injections", "counterexamples"}
+_FILE_KEYS = {"service", "programs", "session", "signature", "sessions"}
+_SIGNATURE_KEYS = {"id", "description", "programs", "pattern", "danger", "enabled", "role",
+                   "serves", "binds", "session", "examples", "injections", "counterexamples"}
 SESSION_KINDS = ("id", "pid")  # the session is <ID> in the pattern, or the record's PID
 _EXAMPLE_KEYS = {"line", "address", "context"}
+_SESSION_KEYS = {"description", "lines", "attempts"}
+
+# What a matching line says about attempts (see attempts.py and rules/README.md).
+ATTEMPT = "attempt"            # the daemon's report of one failed login, probe or abuse
+CORROBORATES = "corroborates"  # a further report of an attempt another line reports
+COUNT = "count"                # carries how many attempts its session made: <COUNT>
+ROLES = (ATTEMPT, CORROBORATES, COUNT)
 
 
 class RuleError(SyslogbanError):
@@ -81,6 +91,18 @@ class Signature:
     by_pid: bool = False       # the session is the record's PID, not an <ID> in the text
     examples: tuple[Example, ...] = ()
     source: str = "<command line>"
+    role: str = ATTEMPT
+    serves: tuple[str, ...] = ()  # other services whose attempts its lines also report
+
+
+@dataclass(frozen=True, slots=True)
+class SessionExample:
+    """A rule file's multi-line example: the attempts each address made in it."""
+
+    description: str
+    lines: tuple[str, ...]
+    attempts: tuple[tuple[str, int], ...]  # (address, failed logins), as written
+    source: str
 
 
 def bundled_rules_dir() -> Path:
@@ -115,17 +137,59 @@ def load_rules(dirs: Iterable[Path] | None = None) -> list[Signature]:
 
 
 def load_file(path: Path) -> list[Signature]:
+    return parse_rules(_read(path), str(path))
+
+
+def _read(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise RuleError(f"{path}: not valid TOML: {exc}") from None
-    return parse_rules(data, str(path))
+
+
+def load_session_examples(dirs: Iterable[Path] | None = None) -> list[SessionExample]:
+    """The [[session_example]] tables of the rule files in `dirs` (default: bundled)."""
+    dirs = [bundled_rules_dir()] if dirs is None else list(dirs)
+    return [example for path in rule_files(dirs)
+            for example in parse_session_examples(_read(path), str(path))]
+
+
+def parse_session_examples(data: dict[str, Any], source: str) -> list[SessionExample]:
+    tables = data.get("session_example", [])
+    if not isinstance(tables, list):
+        raise RuleError(f"{source}: 'session_example' must be [[session_example]] tables")
+    examples = []
+    for number, table in enumerate(tables, start=1):
+        where = f"{source}: session_example #{number}"
+        if not isinstance(table, dict) or set(table) - _SESSION_KEYS:
+            raise RuleError(f"{where}: a session example has the keys "
+                            f"{_names(_SESSION_KEYS)}")
+        description, lines, attempts = (table.get(k) for k in ("description", "lines",
+                                                               "attempts"))
+        if not isinstance(description, str) or not description.strip():
+            raise RuleError(f"{where}: 'description' is missing")
+        if (not isinstance(lines, list) or not lines
+                or not all(isinstance(line, str) for line in lines)):
+            raise RuleError(f"{where}: 'lines' must list the session's log lines")
+        if not isinstance(attempts, dict) or not attempts:
+            raise RuleError(f"{where}: 'attempts' must map addresses to failed logins, "
+                            'e.g. { "192.0.2.7" = 3 }')
+        expected = []
+        for address, count in attempts.items():
+            normal = normalize_address(address)
+            if normal is None:
+                raise RuleError(f"{where}: '{address}' in 'attempts' is not an IP address")
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise RuleError(f"{where}: the attempts of {address} must be a whole number")
+            expected.append((normal, count))
+        examples.append(SessionExample(description, tuple(lines), tuple(expected), source))
+    return examples
 
 
 def parse_rules(data: dict[str, Any], source: str) -> list[Signature]:
-    unknown = set(data) - _FILE_KEYS
+    unknown = set(data) - _FILE_KEYS - {"session_example"}
     if unknown:
         raise RuleError(f"{source}: unknown key {_names(unknown)} "
                         f"(a file has {_names(_FILE_KEYS)})")
@@ -133,6 +197,7 @@ def parse_rules(data: dict[str, Any], source: str) -> list[Signature]:
     if not isinstance(service, str) or not re.fullmatch(r"[a-z0-9][a-z0-9-]*", service):
         raise RuleError(f"{source}: 'service' must be a lower-case name like \"postfix\"")
     default_programs = data.get("programs")
+    default_session = data.get("session", "id")
     tables = data.get("signature")
     if not isinstance(tables, list) or not tables:
         raise RuleError(f"{source}: no [[signature]] tables")
@@ -142,7 +207,8 @@ def parse_rules(data: dict[str, Any], source: str) -> list[Signature]:
         name = table.get("id") if isinstance(table, dict) else None
         where = f"{source}: {name if isinstance(name, str) else f'signature #{number}'}"
         try:
-            signature = _parse_signature(table, service, default_programs, source)
+            signature = _parse_signature(table, service, default_programs, default_session,
+                                         source)
         except RuleError as exc:
             raise RuleError(f"{where}: {exc}") from None
         if signature.id in ids:
@@ -152,7 +218,7 @@ def parse_rules(data: dict[str, Any], source: str) -> list[Signature]:
     return signatures
 
 
-def _parse_signature(table: Any, service: str, default_programs: Any,
+def _parse_signature(table: Any, service: str, default_programs: Any, default_session: Any,
                      source: str) -> Signature:
     if not isinstance(table, dict):
         raise RuleError("a [[signature]] must be a table")
@@ -185,38 +251,53 @@ def _parse_signature(table: Any, service: str, default_programs: Any,
     binds = table.get("binds", False)
     if not isinstance(binds, bool):
         raise RuleError("'binds' must be true or false")
-    session = table.get("session", "id")
+    session = table.get("session", default_session)
     if session not in SESSION_KINDS:
         raise RuleError("'session' must be \"id\" (an <ID> in the pattern) or \"pid\" "
                         "(the process id of the record)")
+    role = table.get("role", ATTEMPT)
+    if role not in ROLES:
+        raise RuleError(f"'role' must be one of {', '.join(ROLES)}")
+    if binds and "role" in table:
+        raise RuleError("a binding signature ('binds = true') is no attack: it has no 'role'")
+    serves = table.get("serves", [])
+    if not isinstance(serves, list) or not all(
+            isinstance(name, str) and re.fullmatch(r"[a-z0-9][a-z0-9-]*", name)
+            for name in serves):
+        raise RuleError("'serves' must be a list of service names like [\"postfix\"]")
     examples = (_examples(table, "examples", required_address=True)
                 + _examples(table, "injections", required_address=False)
                 + _counterexamples(table))
     return make_signature(sig_id, service, description, tuple(programs), pattern,
                           danger=danger, enabled=enabled, binds=binds,
-                          by_pid=session == "pid", examples=examples, source=source)
+                          by_pid=session == "pid", examples=examples, source=source,
+                          role=role, serves=tuple(serves))
 
 
 def make_signature(sig_id: str, service: str, description: str,
                    programs: tuple[str, ...], pattern: str, *,
                    danger: int = DEFAULT_DANGER, enabled: bool = True, binds: bool = False,
                    by_pid: bool = False, examples: tuple[Example, ...] = (),
-                   source: str = "<command line>") -> Signature:
-    regex, literal, caseless, prefilter = compile_pattern(pattern, binds, by_pid)
-    resolves = not binds and (by_pid or "<ID>" in pattern)
+                   source: str = "<command line>", role: str = ATTEMPT,
+                   serves: tuple[str, ...] = ()) -> Signature:
+    regex, literal, caseless, prefilter = compile_pattern(pattern, binds, by_pid, role)
+    resolves = not binds and "<ADDR>" not in pattern
     return Signature(sig_id, service, description, programs, pattern, regex, literal,
                      caseless, prefilter, danger, enabled, binds, resolves, by_pid,
-                     examples, source)
+                     examples, source, role, serves)
 
 
-def compile_pattern(pattern: str, binds: bool = False,
-                    by_pid: bool = False) -> tuple[re.Pattern[str], str, bool, str]:
+def compile_pattern(pattern: str, binds: bool = False, by_pid: bool = False,
+                    role: str = ATTEMPT) -> tuple[re.Pattern[str], str, bool, str]:
     """The compiled pattern, its literal, whether that is caseless, its prefilter."""
     addrs, ids = pattern.count("<ADDR>"), pattern.count("<ID>")
+    if pattern.count("<COUNT>") != (1 if role == COUNT and not binds else 0):
+        raise RuleError("a pattern contains <COUNT> (exactly once) if and only if its "
+                        "'role' is \"count\"")
     if by_pid:
-        if ids or addrs != (1 if binds else 0):
-            raise RuleError("with 'session = \"pid\"' the pattern has no <ID>, and <ADDR> "
-                            "only when it binds")
+        if ids or addrs > 1 or (binds and addrs != 1):
+            raise RuleError("with 'session = \"pid\"' the pattern has no <ID>; <ADDR> at "
+                            "most once, and exactly once when it binds")
     elif binds and (addrs, ids) != (1, 1):
         raise RuleError("a binding pattern ('binds = true') must contain <ID> and <ADDR> "
                         "exactly once each")
@@ -399,7 +480,8 @@ def _names(keys: Iterable[str]) -> str:
 HUGE_REPEAT = 10_000      # a bound above this: far beyond a record (8 KiB by default)
 BOUNDING_LITERAL = 3      # a fixed text this long after `.*` limits its backtracking
 _REPEATS = (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT)  # possessive ones never backtrack
-_PLACEHOLDER_GROUPS = {"addr": "<ADDR>", "port": "<PORT>", "user": "<USER>", "id": "<ID>"}
+_PLACEHOLDER_GROUPS = {"addr": "<ADDR>", "port": "<PORT>", "user": "<USER>", "id": "<ID>",
+                       "count": "<COUNT>"}
 
 
 def risks(signature: Signature) -> list[str]:

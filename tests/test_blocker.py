@@ -259,3 +259,51 @@ def test_allow_listed_addresses_are_never_blocked(protected: list, others: list,
         network = ipaddress.ip_network(block.target)
         assert not any(network.overlaps(n) for n in (*RELAYS, *BlockerConfig().allow)), block
     assert b.counters.allowed >= len(protected) * 3  # others may fall in a relay network too
+
+
+# -------------------------------------------------------------- attempts, not lines
+
+from syslogban.attempts import Counted  # noqa: E402
+
+
+def test_lines_of_an_attempt_already_counted_add_nothing() -> None:
+    b = Blocker()
+    for t in range(10):  # ten lines reporting one attempt
+        assert b.observe(A, t, Counted(1, 0, 0)) is None
+    assert b.observe(A, 10, Counted(11, 1, 10)) is None
+    assert b.observe(A, 11, Counted(12, 1, 10)) is None
+    assert b.observe(A, 12, Counted(13, 1, 10)) is not None  # the third attempt
+
+
+def test_a_summary_of_three_attempts_blocks_by_attempts_and_by_score() -> None:
+    summary = Counted(1, 3, 30)
+    assert Blocker().observe(A, 0, summary) is not None
+    counting = BlockerConfig(Policy(threshold=3, count_attempts=True))
+    assert Blocker(counting).observe(A, 0, summary) is not None
+    assert Blocker(counting).observe(A, 0, Counted(1, 2, 20)) is None
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_attempts_n_blocks_at_the_nth_failed_login(n: int) -> None:
+    b = Blocker(BlockerConfig(Policy(threshold=n, count_attempts=True)))
+    for i in range(1, n):
+        assert b.observe(A, i, Counted(i, 1, 10)) is None
+        assert b.observe(A, i, Counted(i, 0, 0)) is None  # its other lines
+    assert b.observe(A, n, Counted(n, 1, 10)) is not None
+
+
+def test_permanent_block_time_is_permanent_whatever_the_cap() -> None:
+    policy = Policy(block_time=PERMANENT, max_block_time=86400)
+    assert policy.duration(0) == PERMANENT and policy.duration(5) == PERMANENT
+    b = Blocker(BlockerConfig(services={"dovecot": policy}))
+    dovecot = Attack("192.0.2.5", "dovecot.auth-failed", "dovecot", 10)
+    block = [b.observe(dovecot, t) for t in range(3)][-1]
+    assert block is not None and block.permanent
+
+
+def test_attempts_per_service_within_the_window() -> None:
+    b = Blocker()
+    b.observe(A, 0, Counted(1, 1, 10))
+    b.observe(Attack("192.0.2.1", "dovecot.auth-failed", "dovecot", 5), 1, Counted(2, 2, 10))
+    assert b.attempts("192.0.2.1", 2) == {"postfix": 1, "dovecot": 2}
+    assert b.attempts("192.0.2.1", 5000) == {}

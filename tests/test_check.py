@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from syslogban import check as check_module
+from syslogban.blocker import BlockerConfig
 from syslogban.check import check, check_path
 from syslogban.signatures import load_rules, select
 
@@ -35,11 +36,11 @@ def test_parallel_ranges_equal_one_process(tmp_path: Path, monkeypatch: pytest.M
     path = mixed_log(tmp_path)
     serial_out = io.StringIO()
     with open(path, "rb") as stream:
-        serial = check(stream, SIGNATURES, jsonl=serial_out, replay=False,
+        serial = check(stream, SIGNATURES, jsonl=serial_out, replay=None,
                        max_size=8192, now=NOW)
     monkeypatch.setattr(check_module, "PARALLEL_MIN_BYTES", 0)
     with open(tmp_path / "parallel.jsonl", "w+") as parallel_out:
-        parallel = check_path(str(path), SIGNATURES, jsonl=parallel_out, replay=False,
+        parallel = check_path(str(path), SIGNATURES, jsonl=parallel_out, replay=None,
                               max_size=8192, processes=processes, now=NOW)
         parallel_out.seek(0)
         assert parallel_out.read() == serial_out.getvalue()
@@ -54,14 +55,15 @@ def test_parallel_ranges_equal_one_process(tmp_path: Path, monkeypatch: pytest.M
 
 def test_small_files_and_replay_stay_in_one_process(tmp_path: Path) -> None:
     path = mixed_log(tmp_path)
-    assert check_path(str(path), SIGNATURES, jsonl=None, replay=False, max_size=8192,
+    assert check_path(str(path), SIGNATURES, jsonl=None, replay=None, max_size=8192,
                       processes=4, now=NOW).processes == 1
-    result = check_path(str(path), SIGNATURES, jsonl=None, replay=True, max_size=8192,
+    result = check_path(str(path), SIGNATURES, jsonl=None, replay=BlockerConfig(),
+                        max_size=8192,
                         processes=4, now=NOW)
     assert result.processes == 1 and result.replay is not None and result.replay.blocks
 
 
 def test_missing_file_raises_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
-        check_path(str(tmp_path / "nope"), SIGNATURES, jsonl=None, replay=False,
+        check_path(str(tmp_path / "nope"), SIGNATURES, jsonl=None, replay=None,
                    max_size=8192, processes=2)

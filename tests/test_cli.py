@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +62,8 @@ def test_check_jsonl_reports_each_attack_with_its_line_number(rules: Path, log: 
     assert result.returncode == 0, result.stderr
     objects = [json.loads(line) for line in result.stdout.splitlines()]
     assert objects == [
-        {"lineno": n, "service": "demo", "signature": "demo.fail", "address": a, "danger": 10}
+        {"lineno": n, "service": "demo", "signature": "demo.fail", "address": a, "danger": 10,
+         "attempt": n, "attempts": 1}
         for n, a in [(1, "192.0.2.1"), (5, "2001:db8::7"), (8, "192.0.2.1"), (9, "192.0.2.1")]]
     assert "9 read, 7 parsed, 2 rejected" in result.stderr
     assert "invalid-utf8" in result.stderr and "empty" in result.stderr
@@ -73,7 +75,8 @@ def test_check_summary_on_stdout_and_stdin_input(rules: Path) -> None:
     assert result.returncode == 0
     assert "syslogban check: <stdin>" in out
     assert "attacks   4 from 2 addresses" in out
-    assert "top addresses" in out and "3  192.0.2.1" in out
+    assert "top addresses" in out
+    assert re.search(r"192\.0\.2\.1 +3 +3\n", out)  # lines, attempts
 
 
 def test_check_reports_records_without_a_program_tag(rules: Path) -> None:
@@ -108,7 +111,7 @@ def test_replay_lists_who_would_be_blocked(rules: Path, log: Path) -> None:
     assert result.returncode == 0
     assert "replay    1 blocks of 1 addresses" in result.stdout
     line = [x for x in result.stdout.splitlines() if "block #1" in x][0]
-    assert "192.0.2.1" in line and "for 120s" in line and "score 30" in line
+    assert "192.0.2.1" in line and "for 2m" in line and "score 30" in line
 
 
 def test_missing_file_and_broken_rules_fail_clearly(rules: Path, tmp_path: Path) -> None:
@@ -130,7 +133,7 @@ def test_rules_list_show_check(rules: Path) -> None:
     assert "enabled      no" in show.stdout
     assert run("rules", "show", "nope", "--rules", str(rules)).returncode == 2
     check = run("rules", "check", "--rules", str(rules))
-    assert check.returncode == 0 and "2 signatures, 6 examples, 0 failed" in check.stdout
+    assert check.returncode == 0 and "2 signatures, 6 examples, 0 session examples, 0 failed" in check.stdout
     (rules / "demo.toml").write_text(RULES.replace("probed from", "probe from"))
     failing = run("rules", "check", "--rules", str(rules))
     assert failing.returncode == 1 and "must not match" in failing.stdout
@@ -152,3 +155,35 @@ def test_demo_sample_shows_attacks_and_blocks() -> None:
 
 def test_python_dash_m_and_version() -> None:
     assert run("--version").stdout.startswith("syslogban ")
+
+
+def test_replay_takes_the_policy_of_a_configuration(rules: Path, log: Path,
+                                                   tmp_path: Path) -> None:
+    config = tmp_path / "syslogban.toml"
+    config.write_text('[services.demo]\nattempts = 2\nblock_time = "permanent"\n')
+    result = run("check", "--rules", str(rules), "--replay", "--config", str(config), str(log))
+    assert result.returncode == 0, result.stderr
+    assert "[services.demo] 2 attempts within 30m: block permanent" in result.stdout
+    [line] = [x for x in result.stdout.splitlines() if "block #1" in x]
+    assert "192.0.2.1" in line and "for permanent" in line
+    assert line.lstrip().startswith("2026-11-21 10:01:00")  # the 2nd failed login
+    config.write_text("allow = [\"192.0.2.0/24\"]\n")
+    allowed = run("check", "--rules", str(rules), "--replay", "--config", str(config), str(log))
+    assert "replay    0 blocks" in allowed.stdout
+    alone = run("check", "--rules", str(rules), "--config", str(config), str(log))
+    assert alone.returncode == 2 and "--config goes with --replay" in alone.stderr
+
+
+def test_replay_windows_follow_the_records_own_zones(rules: Path, tmp_path: Path) -> None:
+    """The same wall-clock time in three zones is three hours apart each."""
+    log = tmp_path / "zones.log"
+    log.write_text("".join(f"2026-11-21T10:00:00{zone} h demo[1]: login failed for a "
+                           "from 192.0.2.1\n" for zone in ("+06:00", "+03:00", "Z")))
+    result = run("check", "--rules", str(rules), "--replay", str(log))
+    assert "replay    0 blocks" in result.stdout
+    log.write_text("".join(f"2026-11-21T{hour}:00:00{zone} h demo[1]: login failed for a "
+                           "from 192.0.2.1\n" for hour, zone in (("16", "+06:00"),
+                                                                 ("13", "+03:00"),
+                                                                 ("10", "Z"))))
+    assert "replay    1 blocks" in run("check", "--rules", str(rules), "--replay",
+                                      str(log)).stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import ipaddress
 from pathlib import Path
 
@@ -109,3 +110,18 @@ def test_the_example_file_documents_every_key_with_its_default() -> None:
     assert {f.name for f in dataclasses.fields(NotifyConfig)} == set(data["notify"])
     example, defaults = load(str(path)), load(None)
     assert example.values == defaults.values
+
+
+def test_block_time_beyond_the_cap_is_honoured_or_refused_never_capped(tmp_path: Path) -> None:
+    path = tmp_path / "syslogban.toml"
+    path.write_text('[services.dovecot]\nblock_time = "permanent"\n'
+                    '[services.postfix]\nblock_time = "1w"\n')
+    services = load(str(path)).blocker([]).services
+    assert services["dovecot"].duration(0) == PERMANENT == services["dovecot"].duration(9)
+    assert services["postfix"].duration(0) == 7 * 86400  # above the global 1d: honoured
+    for text, key in (('block_time = "2d"', "block_time (2d)"),
+                      ('[services.sshd]\nblock_time = "1w"\nmax_block_time = "1d"',
+                       "services.sshd: block_time (1w)")):
+        path.write_text(text + "\n")
+        with pytest.raises(ConfigError, match=re.escape(key) + " is longer than max_block_time"):
+            load(str(path))

@@ -87,7 +87,7 @@ def test_failure_resolves_to_the_bound_address() -> None:
     m = Matcher(SIGS)
     assert m.match(rec(connected("aaaa0001", "::ffff:192.0.2.7")), NOW) is None
     assert m.match(rec(failed("aaaa0001")), NOW) == Attack(
-        "192.0.2.7", "smtpd.auth-failed", "smtpd", 10)
+        "192.0.2.7", "smtpd.auth-failed", "smtpd", 10, session="mx/aaaa0001")
 
 
 def test_unseen_session_is_counted_never_guessed() -> None:
@@ -191,12 +191,12 @@ def test_parallel_ranges_resolve_what_one_process_resolves(
     path = session_log(tmp_path)
     serial_out = io.StringIO()
     with open(path, "rb") as stream:
-        serial = check(stream, SIGS, jsonl=serial_out, replay=False, max_size=8192,
+        serial = check(stream, SIGS, jsonl=serial_out, replay=None, max_size=8192,
                        sessions=size, now=NOW)
     monkeypatch.setattr(check_module, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(check_module, "WARM_UP_BLOCK", block)
     with open(tmp_path / "out", "w+") as out:
-        parallel = check_path(str(path), SIGS, jsonl=out, replay=False, max_size=8192,
+        parallel = check_path(str(path), SIGS, jsonl=out, replay=None, max_size=8192,
                               sessions=size, processes=processes, now=NOW)
         out.seek(0)
         assert out.read() == serial_out.getvalue()
@@ -239,8 +239,9 @@ def test_pid_sessions_never_meet_id_sessions() -> None:
     assert m.match(Record("session 1234 failed", "sshd", 9, "mx"), NOW) is None
 
 
-@pytest.mark.parametrize(("pattern", "binds"), [("x <ADDR> <ID>", True), ("xxxx <ADDR>", False),
-                                                ("xxxx <ID>", False)])
+@pytest.mark.parametrize(("pattern", "binds"), [("x <ADDR> <ID>", True), ("xxxx", True),
+                                                ("xxxx <ID>", False),
+                                                ("xxxx <ADDR> <ADDR>", False)])
 def test_pid_session_placeholders(pattern: str, binds: bool) -> None:
     with pytest.raises(RuleError, match="session"):
         make_signature("x.y", "x", "d", ("x",), pattern, binds=binds, by_pid=True)

@@ -44,6 +44,7 @@ from conftest import NOW, UTC
 from syslogban.address import normalize_address
 from syslogban.blocker import Aggregation, Blocker, BlockerConfig
 from syslogban.correlation import Correlator
+from syslogban.attempts import Counted
 from syslogban.matcher import Attack, Matcher
 from syslogban.pipeline import Detection, Pipeline
 from syslogban.record import DEFAULT_MAX_SIZE, Malformed, RecordParser
@@ -494,8 +495,8 @@ def test_the_checks_catch_what_they_must() -> None:
     line = b"Nov 21 10:00:27 mx1 sshd[1]: Invalid user x from 6.6.6.6 port 1 from 192.0.2.77 port 2"
     case = Case(template, "user", "test", it.REAL4, [line])
     record = RecordParser(DEFAULT_MAX_SIZE, UTC).parse(line, NOW)
-    found = [Detection(1, Attack(address, "sshd.invalid-user", "sshd", 10), record)
-             for address in ("6.6.6.6", "192.0.2.78")]
+    found = [Detection(1, Attack(address, "sshd.invalid-user", "sshd", 10), record,
+                       Counted(1, 1, 10)) for address in ("6.6.6.6", "192.0.2.78")]
     assert [p.kind for p in check_case(case, found, 0)] == [
         "foreign", "wrong-address", "not-literal"]
     assert known_issue(case, check_case(case, found[:1], 0)) is None

@@ -12,6 +12,7 @@ from conftest import (
     ENGINES, NOW, PROPERTY, SIGNATURES, STAMP, UTC, mixed_lines,
     requires_hyperscan, signature_scanner)
 from syslogban.framing import LineFramer
+from syslogban.attempts import Accountant, Counted
 from syslogban.matcher import Attack, Matcher
 from syslogban.pipeline import Detection, Pipeline
 from syslogban.record import Malformed, Record, RecordParser
@@ -64,8 +65,8 @@ def test_detections_and_counters(engine: str) -> None:
                      HEAD + b"notsshd[3]: Invalid user x from 192.0.2.1 port 22",
                      b"x" * 8193)
     found, pipeline = run(engine, [chunk])
-    assert found == [Detection(2, SASL_ATTACK, SASL_RECORD),
-                     Detection(4, SSH_ATTACK, SSH_RECORD)]
+    assert found == [Detection(2, SASL_ATTACK, SASL_RECORD, Counted(2, 1, 10)),
+                     Detection(4, SSH_ATTACK, SSH_RECORD, Counted(4, 1, 5))]
     c = pipeline.counters
     assert c.lines == 9
     assert c.rejected == Counter({"empty": 2, "control-char": 1, "too-long": 1})
@@ -120,14 +121,14 @@ def test_empty_chunk_changes_nothing(engine: str) -> None:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_crlf_line_is_detected_without_its_cr(engine: str) -> None:
     found, _ = run(engine, [SASL_LINE + b"\r\n"])
-    assert found == [Detection(1, SASL_ATTACK, SASL_RECORD)]
+    assert found == [Detection(1, SASL_ATTACK, SASL_RECORD, Counted(1, 1, 10))]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_overlong_attack_line_is_rejected_and_the_next_one_found(engine: str) -> None:
     long = SASL_LINE + b" " + b"y" * 200
     found, pipeline = run(engine, [chunk_of(long, SSH_LINE)], max_size=200)
-    assert found == [Detection(2, SSH_ATTACK, SSH_RECORD)]
+    assert found == [Detection(2, SSH_ATTACK, SSH_RECORD, Counted(2, 1, 5))]
     assert pipeline.counters.rejected == Counter({"too-long": 1})
 
 
@@ -152,7 +153,7 @@ def test_caseless_signature(engine: str) -> None:
 def test_tag_free_signature_sees_bare_lines(engine: str) -> None:
     found, _ = run(engine, [chunk_of(b"BAD LOGIN from 192.0.2.9", BENIGN)])
     assert found == [Detection(1, Attack("192.0.2.9", "free.bad-login", "free", 3),
-                               Record("BAD LOGIN from 192.0.2.9"))]
+                               Record("BAD LOGIN from 192.0.2.9"), Counted(1, 1, 3))]
 
 
 # ------------------------------------------------------------ feed_record
@@ -162,10 +163,11 @@ def test_feed_record_takes_one_datagram_whole() -> None:
     datagram = b"<38>Nov 21 10:00:27 sshd[5]: Invalid user x from 192.0.2.3 port 2"
     assert pipeline.feed_record(datagram, NOW) == Detection(
         1, Attack("192.0.2.3", "sshd.invalid-user", "sshd", 5),
-        Record("Invalid user x from 192.0.2.3 port 2", "sshd", 5, None, STAMP, 4, 6))
+        Record("Invalid user x from 192.0.2.3 port 2", "sshd", 5, None, STAMP, 4, 6),
+        Counted(1, 1, 5))
     assert pipeline.feed_record(BENIGN + b"\n", NOW) is None
     assert pipeline.feed_record(SASL_LINE + b"\r\n", NOW) == \
-        Detection(3, SASL_ATTACK, SASL_RECORD)
+        Detection(3, SASL_ATTACK, SASL_RECORD, Counted(3, 1, 10))
     assert (pipeline.counters.lines, pipeline.counters.parsed) == (3, 3)
 
 
@@ -184,8 +186,10 @@ def test_feed_record_rejects_and_counts() -> None:
 def test_feed_and_feed_record_share_line_numbers(engine: str) -> None:
     pipeline = make_pipeline(engine)
     assert pipeline.feed(chunk_of(BENIGN, BENIGN), NOW) == []
-    assert pipeline.feed_record(SASL_LINE, NOW) == Detection(3, SASL_ATTACK, SASL_RECORD)
-    assert pipeline.feed(chunk_of(SSH_LINE), NOW) == [Detection(4, SSH_ATTACK, SSH_RECORD)]
+    assert pipeline.feed_record(SASL_LINE, NOW) == Detection(3, SASL_ATTACK, SASL_RECORD,
+                                                             Counted(3, 1, 10))
+    assert pipeline.feed(chunk_of(SSH_LINE), NOW) == [
+        Detection(4, SSH_ATTACK, SSH_RECORD, Counted(4, 1, 5))]
     assert pipeline.counters.attacks == Counter(
         {"postfix.sasl": 1, "sshd.invalid-user": 1})
 
@@ -266,8 +270,10 @@ def test_engines_agree_on_any_mix_of_lines(lines: list[bytes], cuts: list[int]) 
 
 
 def reference(lines: list[bytes], max_size: int) -> list[Detection]:
-    """Detections the definition gives: parse every line, match every record."""
+    """Detections the definition gives: parse every line, match every record,
+    account its attempt on the record's clock (the last one read, for undated ones)."""
     parser, matcher, found = RecordParser(max_size, UTC), Matcher(SIGNATURES), []
+    accountant, clock = Accountant(), NOW
     for lineno, line in enumerate(lines, start=1):
         try:
             record = parser.parse(line, NOW)
@@ -275,7 +281,9 @@ def reference(lines: list[bytes], max_size: int) -> list[Detection]:
             continue
         attack = matcher.match(record, NOW)
         if attack is not None:
-            found.append(Detection(lineno, attack, record))
+            clock = record.timestamp or clock
+            found.append(Detection(lineno, attack, record,
+                                   accountant.observe(attack, clock, lineno)))
     return found
 
 

@@ -11,8 +11,10 @@ from conftest import DEMO_RULES as GOOD
 
 from syslogban.address import normalize_address
 from syslogban.examples import check_examples
+from syslogban.matcher import Matcher
+from syslogban.record import Record
 from syslogban.signatures import (
-    RuleError, compile_pattern, load_rules, make_signature, select)
+    RuleError, compile_pattern, load_rules, load_session_examples, make_signature, select)
 
 
 
@@ -205,3 +207,52 @@ def test_bundled_injection_examples_carry_a_second_address() -> None:
 def test_directory_without_rule_files_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(RuleError, match="no rule files"):
         load_rules([tmp_path])
+
+
+# ------------------------------------------------------------ roles (attempts)
+
+def test_role_defaults_to_attempt_and_is_checked(tmp_path: Path) -> None:
+    [sig] = load_rules([write(tmp_path, GOOD)])
+    assert (sig.role, sig.serves, sig.by_pid) == ("attempt", (), False)
+    assert "'role' must be one of attempt, corroborates, count" in broken(
+        tmp_path, 'description', 'role = "counts"\ndescription')
+    assert "'serves' must be a list" in broken(tmp_path, 'description',
+                                                'serves = "postfix"\ndescription')
+
+
+def test_count_role_and_count_placeholder_go_together(tmp_path: Path) -> None:
+    assert "<COUNT>" in broken(tmp_path, 'description', 'role = "count"\ndescription')
+    assert "<COUNT>" in broken(tmp_path, "from <ADDR>$", "from <ADDR> <COUNT>$")
+    counting = GOOD.replace('description', 'role = "count"\ndescription', 1).replace(
+        "from <ADDR>$'", "from <ADDR>(?: <COUNT> times)?$'", 1)
+    [sig] = load_rules([write(tmp_path, counting)])
+    assert sig.role == "count"
+    [attack] = [Matcher([sig]).match(Record(text, "demo", 1), 0) for text in
+                ["login failed for bob from 192.0.2.1 3 times"]]
+    assert attack is not None and attack.count == 3
+    assert Matcher([sig]).match(Record("login failed for bob from 192.0.2.1", "demo"), 0).count == 1
+
+
+def test_file_session_default_and_binding_without_role(tmp_path: Path) -> None:
+    [sig] = load_rules([write(tmp_path, GOOD.replace('programs = ["demo"]',
+                                                     'programs = ["demo"]\nsession = "pid"'))])
+    assert sig.by_pid and not sig.resolves
+    attack = Matcher([sig]).match(Record("login failed for bob from 192.0.2.1", "demo", 42,
+                                         "mx"), 0)
+    assert attack is not None and attack.session == "mx/pid:42"
+    assert "no 'role'" in broken(tmp_path, 'description',
+                                 'binds = true\nrole = "attempt"\ndescription')
+
+
+@pytest.mark.parametrize(("table", "reason"), [
+    ('description = "x"\nlines = []\nattempts = { "192.0.2.1" = 1 }', "'lines'"),
+    ('lines = ["x"]\nattempts = { "192.0.2.1" = 1 }', "'description'"),
+    ('description = "x"\nlines = ["x"]\nattempts = { "host" = 1 }', "not an IP address"),
+    ('description = "x"\nlines = ["x"]\nattempts = { "192.0.2.1" = -1 }', "whole number"),
+    ('description = "x"\nlines = ["x"]\nattempts = {}', "'attempts'"),
+    ('description = "x"\nlines = ["x"]\nattempt = { "192.0.2.1" = 1 }', "has the keys"),
+])
+def test_broken_session_examples(tmp_path: Path, table: str, reason: str) -> None:
+    write(tmp_path, GOOD + "\n[[session_example]]\n" + table + "\n")
+    with pytest.raises(RuleError, match="session_example #1: .*" + re.escape(reason)):
+        load_session_examples([tmp_path])

@@ -122,7 +122,7 @@ def test_rules_check_prints_warnings_without_failing(tmp_path: Path,
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"{tmp_path / 'demo.toml'}: demo.risky: warning: nested quantifiers: "
                              r"'(?:\w+\s?)+' ")
-    assert out[-1] == "2 signatures, 6 examples, 0 failed, 1 warnings"
+    assert out[-1] == "2 signatures, 6 examples, 0 session examples, 0 failed, 1 warnings"
 
 
 def test_rules_check_warnings_do_not_hide_failures(tmp_path: Path,

@@ -72,11 +72,12 @@ def best(runs: int, argv: list[str], stdin_path: Path | None = None) -> tuple[fl
 
 def score(jsonl: Path, lines: int, seed: int) -> str:
     """Detections against the generator's own labels: found, wrong, false."""
-    found = {}
+    found, attempts = {}, 0
     with open(jsonl) as f:
         for line in f:
             attack = json.loads(line)
             found[attack["lineno"]] = attack["address"]
+            attempts += attack["attempts"]
     attacks = wrong = false = 0
     for lineno, line in enumerate(generate_labeled(lines, seed), start=1):
         if line.attacker is None:
@@ -86,7 +87,7 @@ def score(jsonl: Path, lines: int, seed: int) -> str:
             wrong += lineno in found and found[lineno] != line.attacker
     hit = len(found) - false
     return (f"{hit} of {attacks} generated attack lines found, {wrong} with a wrong "
-            f"address, {false} false positives")
+            f"address, {false} false positives; {attempts} attempts")
 
 
 def count_lines(path: Path) -> int:

@@ -199,8 +199,8 @@ def _judge(filter_: Filter, run: Run, line: LogLine, detection: Detection | None
            detector: Detector, differences: tuple[Difference, ...],
            used: set[Difference] | None) -> tuple[Outcome, tuple[str, ...], str, str] | None:
     """(outcome, expected, detected, note) for one line, None if there is nothing to say."""
-    detected = (f"{detection.attack.address} ({detection.attack.signature})"
-                if detection is not None else "")
+    detected = (f"{detection.attack.address} ({detection.attack.signature}, attempt of "
+                f"line {detection.counted.attempt})" if detection is not None else "")
     annotation = line.annotation
     if annotation is None:
         return (Outcome.UNANNOTATED, (), detected, "") if detection is not None else None

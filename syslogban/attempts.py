@@ -1,0 +1,208 @@
+"""Attempt accounting: matched lines in, failed logins (attempts) out.
+
+Rules of this file:
+* Pure: the time is an argument; nothing is read or written.
+* It says what one line adds to its address's attempts, and nothing more:
+  scoring and blocking are blocker.py's, matching is matcher.py's.
+* Memory is bounded: at most `size` addresses (the least recently seen is
+  forgotten first), at most PER_ADDRESS attempts each, none older than `ttl`.
+  A forgotten attempt can only make a later line count again, never vanish.
+
+Theory of operation. A daemon often writes several lines for one attempt
+(Postfix: the SASL warning, "lost connection after AUTH", the disconnect
+statistics; Dovecot with PAM: pam_unix, pam_authenticate, the login summary),
+and Dovecot's auth process writes one more for the SMTP AUTH that Postfix
+asked it to check. An attempt here is the group of lines that report it; it
+counts once, when its first line arrives. Each later line joins the oldest
+open attempt of its address that it can belong to, or else begins a new one:
+
+* an attempt holds at most one line of each signature, and at most one line
+  of the role "attempt" per service (a daemon reports each attempt once);
+* the attempt's front is the service the client talked to. A line of another
+  service joins only if it `serves` the front (Dovecot's auth lines serve
+  Postfix and Exim); an attempt seen so far only through such serving lines
+  has no front yet, and the first line they serve becomes its front;
+* where both name a session of the front (a session id, or the process of a
+  daemon that forks per connection), the sessions must be equal, and the
+  attempt stays open for as long as `ttl` (Sendmail's "did not issue MAIL"
+  ends the connection); otherwise only time ties them: the line must come
+  within `pair` seconds of the attempt's last line;
+* a line of the role "count" (`auth=0/3`, `3 attempts`) ends its session: it
+  claims up to that many open attempts of its front (its own session's
+  first, oldest first) and of lines that serve it, and adds what is missing;
+  a claimed attempt is closed and takes only serving lines (another daemon's
+  log may come late).
+
+An attempt's danger is the highest of its lines'; a line that raises it adds
+the difference (its points), a new attempt adds its danger per attempt.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from .matcher import Attack
+from .signatures import ATTEMPT, COUNT
+
+DEFAULT_SIZE = 65536   # addresses
+DEFAULT_TTL = 3600.0   # seconds an attempt stays open within its session
+PAIR = 15.0            # seconds between lines of one attempt that share no session
+PER_ADDRESS = 64       # attempts kept per address (a brute force keeps the newest)
+
+
+class Counted(NamedTuple):
+    """What one line adds: the attempt it belongs to and its share."""
+
+    attempt: int  # the reference (line number) of the attempt's first line: its id
+    new: int      # attempts it adds: 0 when an earlier line counted its attempt
+    points: int   # danger it adds
+
+
+@dataclass(slots=True)
+class _Attempt:
+    ref: int
+    origin: str                  # service of its first line
+    fronts: tuple[str, ...]      # services its first line may report for
+    front: str | None            # the service the client talked to; None: not known yet
+    session: str | None          # the front's session
+    last: float
+    danger: int
+    signatures: list[str]
+    reported: list[str]          # services whose line of the role "attempt" it holds
+    closed: bool = False
+
+
+@dataclass(slots=True)
+class AttemptCounters:
+    attempts: int = 0   # failed logins counted
+    joined: int = 0     # lines that reported an attempt already counted
+    forgotten: int = 0  # addresses evicted to stay within `size`
+
+
+@dataclass(slots=True)
+class Accountant:
+    size: int = DEFAULT_SIZE
+    ttl: float = DEFAULT_TTL
+    pair: float = PAIR
+    counters: AttemptCounters = field(default_factory=AttemptCounters)
+    _open: OrderedDict[str, list[_Attempt]] = field(default_factory=OrderedDict)
+
+    def observe(self, attack: Attack, now: float, ref: int) -> Counted:
+        """What the line `ref` (a matched line, at time `now`) adds to its address."""
+        attempts = self._attempts(attack.address, now)
+        if attack.role == COUNT:
+            counted = self._count(attempts, attack, now, ref)
+        else:
+            found = next((a for a in attempts if self._joins(a, attack, now)), None)
+            counted = (self._join(found, attack, now) if found is not None
+                       else self._begin(attempts, attack, now, ref))
+        if counted.new:
+            self.counters.attempts += counted.new
+        else:
+            self.counters.joined += 1
+        return counted
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    # ----------------------------------------------------------- the rules
+
+    def _attempts(self, address: str, now: float) -> list[_Attempt]:
+        """The address's attempts still open, oldest first (and the address made young)."""
+        attempts = self._open.get(address)
+        if attempts is None:
+            attempts = self._open[address] = []
+            if len(self._open) > self.size:
+                self._open.popitem(last=False)
+                self.counters.forgotten += 1
+        else:
+            self._open.move_to_end(address)
+            horizon = now - self.ttl
+            if attempts and attempts[0].last < horizon:
+                attempts[:] = [a for a in attempts if a.last >= horizon]
+        return attempts
+
+    def _joins(self, attempt: _Attempt, attack: Attack, now: float) -> bool:
+        service, serving = attack.service, bool(attack.serves)
+        if attack.signature in attempt.signatures:
+            return False
+        if attack.role == ATTEMPT and service in attempt.reported:
+            return False
+        if serving:  # an authentication server's line, for itself or the fronts it serves
+            if attempt.front is None:
+                if attempt.origin != service:
+                    return False
+            elif attempt.front != service and attempt.front not in attack.serves:
+                return False
+        else:
+            if attempt.closed:
+                return False
+            if attempt.front is None:
+                if service not in attempt.fronts:
+                    return False
+            elif attempt.front != service:
+                return False
+        return now - attempt.last <= self._reach(attempt, attack)
+
+    def _reach(self, attempt: _Attempt, attack: Attack) -> float:
+        """How long after its last line the attempt can still take this line."""
+        if attempt.front != attack.service or attack.session is None \
+                or attempt.session is None:
+            return self.pair  # nothing but time ties them
+        return self.ttl if attempt.session == attack.session else -1.0
+
+    def _join(self, attempt: _Attempt, attack: Attack, now: float) -> Counted:
+        attempt.signatures.append(attack.signature)
+        attempt.last = max(attempt.last, now)
+        if attack.role == ATTEMPT:
+            attempt.reported.append(attack.service)
+        if not attack.serves and attempt.front is None:
+            attempt.front, attempt.session = attack.service, attack.session
+        elif attempt.front == attack.service and attempt.session is None:
+            attempt.session = attack.session
+        return Counted(attempt.ref, 0, self._raise(attempt, attack.danger))
+
+    def _begin(self, attempts: list[_Attempt], attack: Attack, now: float,
+               ref: int, count: int = 1, closed: bool = False) -> Counted:
+        serving = bool(attack.serves) and not closed
+        attempts.append(_Attempt(
+            ref, attack.service, (attack.service, *attack.serves) if serving else (),
+            None if serving else attack.service, None if serving else attack.session,
+            now, attack.danger, [attack.signature],
+            [attack.service] if attack.role == ATTEMPT else [], closed))
+        if len(attempts) > PER_ADDRESS:
+            del attempts[0]
+        return Counted(ref, count, count * attack.danger)
+
+    def _count(self, attempts: list[_Attempt], attack: Attack, now: float,
+               ref: int) -> Counted:
+        """A session's summary: N attempts, less those its session already counted."""
+        service, session = attack.service, attack.session
+        own = [a for a in attempts if not a.closed and a.front == service
+               and session is not None and a.session == session]
+        others = [a for a in attempts if not a.closed and a not in own and (
+            (a.front == service and (a.session is None or session is None))
+            or (a.front is None and service in a.fronts)) and now - a.last <= self.ttl]
+        claimed = (own + others)[:attack.count]
+        points = 0
+        for attempt in claimed:
+            attempt.closed = True
+            attempt.signatures.append(attack.signature)
+            if attempt.front is None:
+                attempt.front, attempt.session = service, session
+            points += self._raise(attempt, attack.danger)
+        missing = attack.count - len(claimed)
+        if missing <= 0:
+            return Counted(claimed[0].ref if claimed else ref, 0, points)
+        begun = self._begin(attempts, attack, now, ref, missing, closed=True)
+        return Counted(claimed[0].ref if claimed else ref, missing, points + begun.points)
+
+    @staticmethod
+    def _raise(attempt: _Attempt, danger: int) -> int:
+        """The points a line adds by raising its attempt's danger to its own."""
+        if danger <= attempt.danger:
+            return 0
+        added, attempt.danger = danger - attempt.danger, danger
+        return added
