@@ -21,7 +21,10 @@ open attempt of its address that it can belong to, or else begins a new one:
 * the attempt's front is the service the client talked to. A line of another
   service joins only if it `serves` the front (Dovecot's auth lines serve
   Postfix and Exim); an attempt seen so far only through such serving lines
-  has no front yet, and the first line they serve becomes its front;
+  has no front yet, and the first line they serve becomes its front. Such an
+  attempt counts only then, for its front's service: "2 failed SMTP logins"
+  must not become failed Dovecot logins. A serving line that names its own
+  session (Dovecot's login session id) is its own service's front line;
 * where both name a session of the front (a session id, or the process of a
   daemon that forks per connection), the sessions must be equal, and the
   attempt stays open for as long as `ttl` (Sendmail's "did not issue MAIL"
@@ -72,6 +75,7 @@ class _Attempt:
     signatures: list[str]
     reported: list[str]          # services whose line of the role "attempt" it holds
     closed: bool = False
+    counted: bool = True         # False while only serving lines reported it
 
 
 @dataclass(slots=True)
@@ -125,7 +129,7 @@ class Accountant:
         return attempts
 
     def _joins(self, attempt: _Attempt, attack: Attack, now: float) -> bool:
-        service, serving = attack.service, bool(attack.serves)
+        service, serving = attack.service, _serving(attack)
         if attack.signature in attempt.signatures:
             return False
         if attack.role == ATTEMPT and service in attempt.reported:
@@ -158,22 +162,27 @@ class Accountant:
         attempt.last = max(attempt.last, now)
         if attack.role == ATTEMPT:
             attempt.reported.append(attack.service)
-        if not attack.serves and attempt.front is None:
+        serving = _serving(attack)
+        if not serving and attempt.front is None:
             attempt.front, attempt.session = attack.service, attack.session
         elif attempt.front == attack.service and attempt.session is None:
             attempt.session = attack.session
+        if not attempt.counted and not serving:  # now it is known whose attempt it is
+            return Counted(attempt.ref, 1, self._settle(attempt, attack.danger))
         return Counted(attempt.ref, 0, self._raise(attempt, attack.danger))
 
     def _begin(self, attempts: list[_Attempt], attack: Attack, now: float,
                ref: int, count: int = 1, closed: bool = False) -> Counted:
-        serving = bool(attack.serves) and not closed
+        serving = _serving(attack) and not closed
         attempts.append(_Attempt(
             ref, attack.service, (attack.service, *attack.serves) if serving else (),
             None if serving else attack.service, None if serving else attack.session,
             now, attack.danger, [attack.signature],
-            [attack.service] if attack.role == ATTEMPT else [], closed))
+            [attack.service] if attack.role == ATTEMPT else [], closed, not serving))
         if len(attempts) > PER_ADDRESS:
             del attempts[0]
+        if serving:  # whose attempt it is, its front will tell
+            return Counted(ref, 0, 0)
         return Counted(ref, count, count * attack.danger)
 
     def _count(self, attempts: list[_Attempt], attack: Attack, now: float,
@@ -186,18 +195,30 @@ class Accountant:
             (a.front == service and (a.session is None or session is None))
             or (a.front is None and service in a.fronts)) and now - a.last <= self.ttl]
         claimed = (own + others)[:attack.count]
-        points = 0
+        points = new = 0
         for attempt in claimed:
             attempt.closed = True
             attempt.signatures.append(attack.signature)
             if attempt.front is None:
                 attempt.front, attempt.session = service, session
-            points += self._raise(attempt, attack.danger)
+            if attempt.counted:
+                points += self._raise(attempt, attack.danger)
+            else:
+                new += 1
+                points += self._settle(attempt, attack.danger)
         missing = attack.count - len(claimed)
+        first = claimed[0].ref if claimed else ref
         if missing <= 0:
-            return Counted(claimed[0].ref if claimed else ref, 0, points)
+            return Counted(first, new, points)
         begun = self._begin(attempts, attack, now, ref, missing, closed=True)
-        return Counted(claimed[0].ref if claimed else ref, missing, points + begun.points)
+        return Counted(first, new + missing, points + begun.points)
+
+    @staticmethod
+    def _settle(attempt: _Attempt, danger: int) -> int:
+        """Counts an attempt that only serving lines reported so far: its points."""
+        attempt.counted = True
+        attempt.danger = max(attempt.danger, danger)
+        return attempt.danger
 
     @staticmethod
     def _raise(attempt: _Attempt, danger: int) -> int:
@@ -206,3 +227,9 @@ class Accountant:
             return 0
         added, attempt.danger = danger - attempt.danger, danger
         return added
+
+
+def _serving(attack: Attack) -> bool:
+    """Whether the line may report another service's attempt: it serves others and
+    names no session of its own (a login session id makes it its own service's)."""
+    return bool(attack.serves) and attack.session is None

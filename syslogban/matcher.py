@@ -144,6 +144,8 @@ class Matcher:
                     continue
             # <COUNT> may sit in one alternative ("proxy dest auth failed"): then 1.
             count = int(m.group("count") or 1) if signature.role == COUNT else 1
+            if signature.sessioned:  # the session id the daemon writes next to the address
+                session = m.group("session") or session
             if session is not None and record.hostname is not None:
                 session = f"{record.hostname}/{session}"  # ids of different hosts never meet
             return Attack(address, signature.id, signature.service, signature.danger,

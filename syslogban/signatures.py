@@ -42,6 +42,7 @@ PLACEHOLDERS: dict[str, str] = {
     "<USER>": r"(?P<user>.{0,256}?)",
     "<ID>": r"(?P<id>[0-9A-Za-z]{4,64})",
     "<COUNT>": r"(?P<count>[0-9]{1,6})",
+    "<SESSION>": r"(?P<session>[\w+/=.-]{1,64})",
 }
 
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*(?:\.[a-z0-9][a-z0-9-]*)+")
@@ -93,6 +94,7 @@ class Signature:
     source: str = "<command line>"
     role: str = ATTEMPT
     serves: tuple[str, ...] = ()  # other services whose attempts its lines also report
+    sessioned: bool = False       # its <SESSION> names the session of its attempts
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,7 +286,7 @@ def make_signature(sig_id: str, service: str, description: str,
     resolves = not binds and "<ADDR>" not in pattern
     return Signature(sig_id, service, description, programs, pattern, regex, literal,
                      caseless, prefilter, danger, enabled, binds, resolves, by_pid,
-                     examples, source, role, serves)
+                     examples, source, role, serves, "<SESSION>" in pattern)
 
 
 def compile_pattern(pattern: str, binds: bool = False, by_pid: bool = False,
@@ -304,9 +306,12 @@ def compile_pattern(pattern: str, binds: bool = False, by_pid: bool = False,
     elif not binds and (addrs, ids) not in ((1, 0), (0, 1)):
         raise RuleError("the pattern must contain <ADDR> exactly once, or instead <ID> "
                         "once for the address that a binding signature recorded")
-    for name in ("<PORT>", "<USER>"):
+    for name in ("<PORT>", "<USER>", "<SESSION>"):
         if pattern.count(name) > 1:
             raise RuleError(f"the pattern may contain {name} only once")
+    if "<SESSION>" in pattern and (binds or addrs != 1):
+        raise RuleError("<SESSION> (a session id next to the address) goes in a pattern with "
+                        "<ADDR> that does not bind")
     expanded = pattern
     for name, regex in PLACEHOLDERS.items():
         expanded = expanded.replace(name, regex)
@@ -481,7 +486,7 @@ HUGE_REPEAT = 10_000      # a bound above this: far beyond a record (8 KiB by de
 BOUNDING_LITERAL = 3      # a fixed text this long after `.*` limits its backtracking
 _REPEATS = (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT)  # possessive ones never backtrack
 _PLACEHOLDER_GROUPS = {"addr": "<ADDR>", "port": "<PORT>", "user": "<USER>", "id": "<ID>",
-                       "count": "<COUNT>"}
+                       "count": "<COUNT>", "session": "<SESSION>"}
 
 
 def risks(signature: Signature) -> list[str]:

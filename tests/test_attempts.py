@@ -40,8 +40,24 @@ def total(counted: list[Counted]) -> int:
 def test_one_smtp_auth_failure_through_dovecot_is_one_attempt() -> None:
     counted = feed(Accountant(), (0, MISMATCH), (2, SASL), (2, LOST),
                    (2, DISCONNECT._replace(count=1)))
+    # it counts at Postfix's warning, for Postfix: "2 failed SMTP logins" stay SMTP's
     assert [(c.attempt, c.new, c.points) for c in counted] == [
-        (1, 1, 10), (1, 0, 0), (1, 0, 0), (1, 0, 0)]
+        (1, 0, 0), (1, 1, 10), (1, 0, 0), (1, 0, 0)]
+
+
+def test_an_auth_line_with_its_login_session_counts_at_once_for_its_service() -> None:
+    imap = MISMATCH._replace(session="mx/YADINsQCDs5BH8Pg")
+    counted = feed(Accountant(), (0, imap), (2, SUMMARY._replace(session="mx/YADINsQCDs5BH8Pg")))
+    assert [(c.attempt, c.new) for c in counted] == [(1, 1), (1, 0)]
+    # another login session's summary does not take it
+    other = SUMMARY._replace(session="mx/other")
+    assert total(feed(Accountant(), (0, imap), (2, other))) == 2
+
+
+def test_an_auth_line_nobody_claims_never_counts() -> None:
+    """A front always follows (the MTA's warning, the login summary); without one
+    the attempt's service is unknown, and it is left uncounted, never guessed."""
+    assert total(feed(Accountant(), (0, MISMATCH), (1, PAM_UNIX))) == 0
 
 
 def test_same_signature_twice_is_two_attempts() -> None:
@@ -88,8 +104,8 @@ def test_serving_lines_arriving_after_their_front_join_it() -> None:
 
 
 def test_lines_without_a_common_session_must_be_close_in_time() -> None:
-    accountant = Accountant(pair=15.0)
-    assert total(feed(accountant, (0, MISMATCH), (60, SASL))) == 2
+    counted = feed(Accountant(pair=15.0), (0, MISMATCH), (60, SASL))
+    assert counted[1] == Counted(2, 1, 10)  # an attempt of its own
 
 
 def test_a_session_stays_open_longer_than_the_pair_window() -> None:
@@ -105,7 +121,7 @@ def test_a_line_of_another_service_never_joins() -> None:
     ssh_pam = line("sshd.pam-auth-error", CORROBORATES)
     assert total(feed(Accountant(), (0, SASL), (0, ssh), (0, ssh_pam))) == 2
     # Dovecot's auth lines serve Postfix and Exim, not sshd
-    assert total(feed(Accountant(), (0, MISMATCH), (1, ssh))) == 2
+    assert feed(Accountant(), (0, MISMATCH), (1, ssh))[1] == Counted(2, 1, 10)
 
 
 def test_closed_attempts_take_no_more_front_lines() -> None:
@@ -114,7 +130,8 @@ def test_closed_attempts_take_no_more_front_lines() -> None:
 
 
 def test_addresses_are_apart() -> None:
-    assert total(feed(Accountant(), (0, MISMATCH), (1, SASL._replace(address="192.0.2.9")))) == 2
+    other = SASL._replace(address="192.0.2.9")
+    assert feed(Accountant(), (0, MISMATCH), (1, other))[1] == Counted(2, 1, 10)
 
 
 def test_memory_is_bounded() -> None:
