@@ -7,6 +7,9 @@ Rules of this file:
   Lines the scanner passes over are parsed lines by the scanner's contract.
 * Every detection says which attempt it reports (attempts.py), on the
   record's own clock where the parser read one (check), else on `now`.
+  A record that repeats the one before it at another severity is the same
+  line written to two logs (Exim's syslog_duplication: main and reject log):
+  it reports the attempt the first one did.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ def newlines(data: bytes) -> int:
 
 class Pipeline:
     __slots__ = ("parser", "matcher", "scanner", "accountant", "counters", "lines_before",
-                 "facilities", "ignored_programs", "clock")
+                 "facilities", "ignored_programs", "clock", "_last")
 
     def __init__(self, parser: RecordParser, matcher: Matcher, scanner: Scanner,
                  lines_before: int = 0, facilities: frozenset[int] | None = None,
@@ -79,6 +82,7 @@ class Pipeline:
         self.scanner = scanner
         self.accountant = accountant if accountant is not None else Accountant()
         self.clock: float | None = None  # the last record time read (undated records)
+        self._last: tuple[Record, Counted] | None = None  # the last detection
         self.counters = Counters()
         self.lines_before = lines_before  # line numbers start after these (a slice of a file)
         # Records that carry a PRI of another facility are not matched; records
@@ -137,5 +141,12 @@ class Pipeline:
             if record.timestamp is not None:
                 self.clock = record.timestamp
             when = now if self.clock is None else self.clock
-            found.append(Detection(lineno, attack, record,
-                                   self.accountant.observe(attack, when, lineno)))
+            last = self._last
+            if (last is not None and record.severity is not None
+                    and last[0].severity not in (None, record.severity)
+                    and last[0]._replace(severity=record.severity) == record):
+                counted = Counted(last[1].attempt, 0, 0)  # one line, in two logs
+            else:
+                counted = self.accountant.observe(attack, when, lineno)
+            self._last = (record, counted)
+            found.append(Detection(lineno, attack, record, counted))

@@ -16,6 +16,7 @@ from syslogban.attempts import Accountant, Counted
 from syslogban.matcher import Attack, Matcher
 from syslogban.pipeline import Detection, Pipeline
 from syslogban.record import Malformed, Record, RecordParser
+from syslogban.scanner import Scanner
 from syslogban.signatures import Signature, load_rules, make_signature, select
 
 HEAD = b"Nov 21 10:00:27 mx "
@@ -400,3 +401,22 @@ def test_any_attack_address_occurs_literally_in_the_record(tag: str, words: list
     line = f"Nov 21 10:00:27 mx {tag}[1]: {' '.join(words)}".encode()
     for detection in make_pipeline("plain", signatures=BUNDLED).feed(line + b"\n", NOW):
         assert detection.attack.address.encode() in line
+
+
+def test_a_line_written_to_two_logs_reports_one_attempt() -> None:
+    """Exim with log_file_path = syslog writes a refusal to its main and reject
+    log: the same record twice, at two severities (syslog_duplication)."""
+    exim = make_signature("exim.auth", "exim", "auth failed", ("exim",),
+                          r"\S+ authenticator failed for \S+ \[<ADDR>\]")
+    matcher = Matcher([exim])
+    pipeline = Pipeline(RecordParser(8192, UTC), matcher, Scanner(matcher.prefilters(), 8192,
+                                                                  "plain"))
+    line = b"exim[9350]: LOGIN authenticator failed for (vm) [198.51.100.41]: 535 Incorrect"
+    chunk = b"<22>Dec  3 10:13:38 " + line + b"\n<21>Dec  3 10:13:38 " + line + b"\n"
+    found = pipeline.feed(chunk + chunk.replace(b"10:13:38", b"10:13:40"), NOW)
+    assert [(d.counted.attempt, d.counted.new) for d in found] == [(1, 1), (1, 0), (3, 1),
+                                                                     (3, 0)]
+    # the same line at the same severity is a second attempt (sshd repeats itself)
+    again = pipeline.feed(b"<22>Dec  3 10:13:41 " + line + b"\n<22>Dec  3 10:13:41 "
+                          + line + b"\n", NOW)
+    assert [d.counted.new for d in again] == [1, 1]
