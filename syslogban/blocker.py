@@ -361,6 +361,20 @@ class Blocker:
         self._activate(block)
         return block
 
+    def covering(self, target: str, now: float) -> Block | None:
+        """The live block of `target` itself, else of the longest prefix covering it
+        (an aggregated, adaptive or manual block of its /24, /64, ...)."""
+        block = self.active.get(target)
+        if block is not None and now < block.until:
+            return block
+        network = ipaddress.ip_network(target)
+        for length in range(network.prefixlen - 1, -1, -1):
+            prefix = str(network.supernet(new_prefix=length))
+            block = self.active.get(prefix)
+            if block is not None and now < block.until:
+                return block
+        return None
+
     def unblock(self, target: str) -> Block | None:
         """Ends a block now (the expiry heap forgets it lazily)."""
         block = self.active.pop(target, None)

@@ -307,3 +307,17 @@ def test_attempts_per_service_within_the_window() -> None:
     b.observe(Attack("192.0.2.1", "dovecot.auth-failed", "dovecot", 5), 1, Counted(2, 2, 10))
     assert b.attempts("192.0.2.1", 2) == {"postfix": 1, "dovecot": 2}
     assert b.attempts("192.0.2.1", 5000) == {}
+
+
+def test_covering_finds_the_block_of_a_prefix() -> None:
+    b = Blocker()
+    assert b.covering("192.0.2.7", 0) is None
+    b.block("192.0.2.0/24", 100, 0)
+    assert b.covering("192.0.2.7", 1).target == "192.0.2.0/24"
+    assert b.covering("192.0.2.0/25", 1).target == "192.0.2.0/24"
+    assert b.covering("192.0.3.7", 1) is None
+    b.block("192.0.2.7", 50, 0)
+    assert b.covering("192.0.2.7", 1).target == "192.0.2.7"  # its own first
+    assert b.covering("192.0.2.7", 60).target == "192.0.2.0/24"  # its own ended
+    b.block("2001:db8::/48", PERMANENT, 0)
+    assert b.covering("2001:db8::1", 1e12).target == "2001:db8::/48"
