@@ -111,6 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("target", metavar="ADDR")
     p.add_argument("--for", dest="duration", metavar="DURATION", default="permanent",
                    help="30s, 10m, 2h, 1d, 1w or permanent (default)")
+    p.add_argument("--replace", action="store_true",
+                   help="replace a block in force that lasts longer")
     p.set_defaults(func=_control_command)
     for name, text in (("unblock", "lift a block now"),
                        ("why", "show the evidence, signatures and score behind a block")):
@@ -158,6 +160,7 @@ def _control_command(args: argparse.Namespace) -> int:
         command["target"] = args.target
     if args.command == "block":
         command["for"] = args.duration
+        command["replace"] = args.replace
     answer = request(path, command)
     if args.command == "list" and not args.json:
         _print_blocks(answer["blocks"])
@@ -205,14 +208,26 @@ def _print_why(answer: dict[str, object]) -> None:
     print(f"{answer['target']}{'  (allow-listed: never blocked)' if answer['allowed'] else ''}")
     block = answer.get("block")
     if block:
-        print(f"blocked   {block['reason']} for {block['duration']}, score {block['score']}, "  # type: ignore[index]
-              f"block #{block['nth']}: {', '.join(block['signatures'])}")  # type: ignore[index]
+        covered = f" (as part of {answer['covered_by']})" if answer.get("covered_by") else ""
+        print(f"blocked   {block['reason']} for {block['duration']}{covered}, score "  # type: ignore[index]
+              f"{block['score']}, block #{block['nth']}: {', '.join(block['signatures'])}")  # type: ignore[index]
     else:
         print("blocked   no")
     if answer.get("history"):
         print(f"history   {answer['history']}")
-    for line in answer.get("evidence") or []:  # type: ignore[attr-defined]
-        print(f"  {line}")
+    attempts: dict[str, int] = answer.get("attempts") or {}  # type: ignore[assignment]
+    if attempts:
+        print("attempts  " + ", ".join(f"{n} {service}" for service, n in sorted(attempts.items()))
+              + " (within the window)")
+    groups: list[dict[str, object]] = answer.get("per_attempt") or []  # type: ignore[assignment]
+    if groups:
+        for group in groups:  # the lines of one attempt together
+            print(f"  attempt of line {group['attempt']} ({group['service']}):")
+            for line in group["lines"]:  # type: ignore[attr-defined]
+                print(f"    {line}")
+    else:
+        for line in answer.get("evidence") or []:  # type: ignore[attr-defined]
+            print(f"  {line}")
 
 
 def _fleet_init(args: argparse.Namespace) -> int:

@@ -60,33 +60,51 @@ class Commands:
         return {"ok": True, "blocks": [_block_json(b) for b in active]}
 
     async def _block(self, request: dict[str, Any]) -> Answer:
-        block = self.decisions.block(str(request.get("target", "")),
-                                     request.get("for", "permanent"), time.time())
+        block, replaced = self.decisions.block(str(request.get("target", "")),
+                                               request.get("for", "permanent"), time.time(),
+                                               bool(request.get("replace", False)))
         self.enforcer.queue(block, ["manual block over the control socket"])
         await self.enforcer.flush()
-        return {"ok": True, "block": _block_json(block)}
+        return {"ok": True, "block": _block_json(block),
+                "replaced": _block_json(replaced) if replaced else None}
 
     async def _unblock(self, request: dict[str, Any]) -> Answer:
-        block = self.decisions.unblock(str(request.get("target", "")))
+        target = normal_target(str(request.get("target", "")))
+        block = self.decisions.unblock(target, time.time())
         self.enforcer.lift(block)
         await self.enforcer.flush()
-        return {"ok": True, "unblocked": block.target}
+        answer: Answer = {"ok": True, "unblocked": block.target}
+        if block.target != target:
+            answer["covered"] = target  # the prefix block that held it was lifted
+        return answer
 
     async def _reload_config(self, request: dict[str, Any]) -> Answer:
         return await self._reload()
 
     async def _why(self, request: dict[str, Any]) -> Answer:
+        """The target's block (or the prefix block covering it), history, attempts
+        per service within the window, and the evidence grouped per attempt."""
         target = normal_target(str(request.get("target", "")))
         blocker = self.decisions.blocker
-        block = blocker.active.get(target)
+        now = time.time()
+        block = blocker.covering(target, now)
         history = blocker.history.get(target)
-        evidence = list(self.decisions.evidence.get(target, ())) or self.state.evidence(target)
-        if block is None and history is None and not evidence:
+        kept = list(self.decisions.evidence.get(target, ()))
+        evidence = [e.message for e in kept] or self.state.evidence(
+            block.target if block else target)
+        attempts = blocker.attempts(target, now)
+        if block is None and history is None and not evidence and not attempts:
             raise ValueError(f"{target}: nothing known about it")
+        grouped: dict[int, dict[str, Any]] = {}
+        for line in kept:
+            grouped.setdefault(line.attempt, {"attempt": line.attempt, "service": line.service,
+                                              "lines": []})["lines"].append(line.message)
         return {"ok": True, "target": target,
                 "allowed": "/" not in target and blocker.allows(target),
                 "block": _block_json(block) if block else None,
-                "history": asdict(history) if history else None, "evidence": evidence}
+                "covered_by": block.target if block and block.target != target else None,
+                "history": asdict(history) if history else None, "attempts": attempts,
+                "evidence": evidence, "per_attempt": list(grouped.values())}
 
 
 def _block_json(block: Block) -> dict[str, Any]:

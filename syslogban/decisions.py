@@ -6,7 +6,10 @@ Rules of this file:
   caller, which commits and enforces it (enforcer.py). It never sees the
   state file, the firewall or a socket.
 * Evidence is bounded: the last EVIDENCE_LINES lines of the most recent
-  EVIDENCE_ADDRESSES addresses; a block carries a copy of its own.
+  EVIDENCE_ADDRESSES addresses, each with the attempt it reports (`why`
+  groups them); a block carries a copy of its own.
+* The blocker scores attempts, not lines (attempts.py): a line adds what its
+  detection counted.
 * A reload replaces the blocker with one of the new policy: active blocks,
   offender history and counters carry over; scores in the window do not.
 
@@ -18,22 +21,32 @@ firewall check know them like the blocker's own.
 from __future__ import annotations
 
 from collections import OrderedDict
+from datetime import datetime
+from typing import NamedTuple
 
 from .blocker import Block, Blocker, BlockerConfig, normal_target
-from .durations import PERMANENT, parse_duration
+from .durations import PERMANENT, format_duration, parse_duration
 from .pipeline import Detection
 
-EVIDENCE_LINES = 5          # kept per address, shown by `why`
+
+class Evidence(NamedTuple):
+    """One line behind an address's score, and the attempt it reports."""
+
+    attempt: int  # the attempt's reference (its first line), see attempts.py
+    service: str
+    message: str
+
+EVIDENCE_LINES = 10         # kept per address, shown by `why` (a few attempts' lines)
 EVIDENCE_ADDRESSES = 65536  # addresses with evidence kept (the most recent)
 
 
 class Decisions:
     def __init__(self, config: BlockerConfig) -> None:
         self.blocker = Blocker(config)
-        self.evidence: OrderedDict[str, list[str]] = OrderedDict()
+        self.evidence: OrderedDict[str, list[Evidence]] = OrderedDict()
 
     def decide(self, detection: Detection, now: float) -> tuple[Block, list[str]] | None:
-        """Keeps the record as evidence and scores its attack: a block, or None."""
+        """Keeps the record as evidence and scores what its attempt adds: a block, or None."""
         address = detection.attack.address
         lines = self.evidence.get(address)
         if lines is None:  # plain lists: a deque costs 600 bytes per address
@@ -44,20 +57,36 @@ class Decisions:
             self.evidence.move_to_end(address)
             if len(lines) >= EVIDENCE_LINES:
                 del lines[0]
-        lines.append(detection.record.message)
-        block = self.blocker.observe(detection.attack, now)
-        return None if block is None else (block, list(lines))
+        lines.append(Evidence(detection.counted.attempt, detection.attack.service,
+                              detection.record.message))
+        block = self.blocker.observe(detection.attack, now, detection.counted)
+        return None if block is None else (block, [e.message for e in lines])
 
-    def block(self, target: str, duration: str, now: float) -> Block:
-        """An admin's block for a duration text ("1h", "permanent")."""
+    def block(self, target: str, duration: str, now: float,
+              replace: bool = False) -> tuple[Block, Block | None]:
+        """An admin's block for a duration text ("1h", "permanent"), and the block it
+        replaces. A block in force that lasts longer is replaced only on `replace`."""
         seconds = parse_duration(duration)
-        return self.blocker.block(target, now + seconds if seconds != PERMANENT else PERMANENT,
-                                  now)
+        until = now + seconds if seconds != PERMANENT else PERMANENT
+        current = self.blocker.active.get(normal_target(target))
+        if current is not None and current.until <= now:
+            current = None
+        if current is not None and current.until > until and not replace:
+            left = ("for good" if current.permanent else "until " + datetime.fromtimestamp(
+                current.until).astimezone().isoformat(sep=" ", timespec="seconds"))
+            raise ValueError(f"{current.target} is blocked {left} (a "
+                             f"{format_duration(current.until - current.since)} "
+                             f"{current.reason} block, #{current.nth}): say --replace to "
+                             f"replace it by a block for {format_duration(seconds)}")
+        block = self.blocker.block(target, until, now)
+        return block, current
 
-    def unblock(self, text: str) -> Block:
-        """An admin's unblock; ValueError says why there is nothing to lift."""
+    def unblock(self, text: str, now: float) -> Block:
+        """An admin's unblock: the target's block, or the prefix block that covers
+        it (the answer names it); ValueError says why there is nothing to lift."""
         target = normal_target(text)
-        block = self.blocker.unblock(target)
+        covering = self.blocker.covering(target, now)
+        block = self.blocker.unblock(covering.target if covering else target)
         if block is None:
             allowed = "/" not in target and self.blocker.allows(target)
             reason = "it is allow-listed and never blocked" if allowed else "it is not blocked"

@@ -16,6 +16,7 @@ import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
+from .attempts import Accountant
 from .blocker import BlockerConfig
 from .config import Config, own_addresses, resolve_allow
 from .correlation import Correlator
@@ -40,13 +41,15 @@ class Engine:
         dirs = [Path(d) for d in config.rules] or None
         signatures = select(load_rules(dirs), config.enable, config.disable)
         matcher = Matcher(signatures, Correlator(config.sessions, config.session_ttl))
-        if previous is not None:  # sessions in flight survive a reload
+        accountant = Accountant(config.sessions, config.session_ttl)
+        if previous is not None:  # sessions and attempts in flight survive a reload
             matcher.correlator = previous.pipeline.matcher.correlator
+            accountant = previous.pipeline.accountant
         parser = RecordParser(config.max_record_size, timestamps=False)  # its own clock decides
         scanner = Scanner(matcher.prefilters(), config.max_record_size)
         facilities = frozenset(FACILITIES.index(f) for f in config.facilities)
         pipeline = Pipeline(parser, matcher, scanner, facilities=facilities,
-                            ignored_programs=frozenset({"syslogban"}))
+                            ignored_programs=frozenset({"syslogban"}), accountant=accountant)
         if previous is not None:
             pipeline.counters = previous.pipeline.counters
         own = own_addresses() if config.allow_own_addresses else []

@@ -39,6 +39,7 @@ def render(engine: Engine, decisions: Decisions, enforcer: Enforcer, inputs: Inp
             "records_untagged": c.untagged, "untagged_sample": c.untagged_sample,
             "attacks": dict(c.attacks), "invalid_addresses": matcher.invalid_addresses,
             "sessions": asdict(matcher.correlator.counters),
+            "attempts": asdict(engine.pipeline.accountant.counters),
             "blocker": asdict(blocker.counters),
             "blocks_active": len(blocker.active),
             "inputs": asdict(inputs.counters),

@@ -183,6 +183,47 @@ def test_status_reports_records_without_a_program_tag(
     assert (counters["records_untagged"], counters["untagged_sample"]) == (1, lost)
 
 
+def test_the_daemon_scores_attempts_and_why_groups_them(tmp_path: Path,
+                                                         daemons: list[Daemon]) -> None:
+    """Two failed SMTP logins, three lines each (warning, hang-up, statistics):
+    two attempts, never a block (lines scored one by one would block)."""
+    d = start(daemons, tmp_path)
+    client = "unknown[192.0.2.9]"
+    session = (f"Nov 21 10:00:01 mx postfix/smtpd[7]: warning: {client}: SASL LOGIN "
+               "authentication failed: UGFzc3dvcmQ6\n"
+               f"Nov 21 10:00:01 mx postfix/smtpd[7]: lost connection after AUTH from {client}\n"
+               f"Nov 21 10:00:01 mx postfix/smtpd[7]: disconnect from {client} ehlo=1 auth=0/1 "
+               "commands=1/2\n")
+    d.send((session * 2).encode())
+    d.wait_for(lambda: "attempts  2 postfix" in d.ctl("why", "192.0.2.9").stdout, "2 attempts")
+    why = d.ctl("why", "192.0.2.9").stdout
+    assert "blocked   no" in why and why.count("  attempt of line ") == 2, why
+    assert why.count("lost connection after AUTH") == 2 and d.blocks() == {}
+    d.send(session.encode())  # the third failed login
+    d.wait_for(lambda: "192.0.2.9" in d.blocks(), "the block at the third")
+    status = json.loads(d.ctl_json("status"))
+    assert status["counters"]["attempts"]["attempts"] == 3
+
+
+def test_why_unblock_and_block_know_prefix_blocks(tmp_path: Path,
+                                                  daemons: list[Daemon]) -> None:
+    d = start(daemons, tmp_path)
+    assert d.ctl("block", "203.0.113.0/24", "--for", "1h").returncode == 0
+    why = d.ctl("why", "203.0.113.7")
+    assert why.returncode == 0 and "(as part of 203.0.113.0/24)" in why.stdout, why.stderr
+    shorter = d.ctl("block", "203.0.113.0/24", "--for", "10m")
+    assert shorter.returncode == 2 and "say --replace" in shorter.stderr
+    assert "is blocked until " in shorter.stderr and "(a 1h manual block, #1)" in shorter.stderr
+    replaced = d.ctl("block", "203.0.113.0/24", "--for", "10m", "--replace")
+    assert replaced.returncode == 0
+    assert json.loads(replaced.stdout)["replaced"]["duration"] == "1h"
+    assert d.blocks()["203.0.113.0/24"]["duration"] == "10m"
+    lifted = d.ctl("unblock", "203.0.113.7")
+    assert lifted.returncode == 0, lifted.stderr
+    assert json.loads(lifted.stdout) == {"unblocked": "203.0.113.0/24", "covered": "203.0.113.7"}
+    assert d.blocks() == {}
+
+
 def test_reload_with_a_broken_rule_file_keeps_the_old_rules(
         tmp_path: Path, daemons: list[Daemon]) -> None:
     rules = tmp_path / "rules"
