@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import tomllib
+
 import pytest
 
 from syslogban.attempts import PER_ADDRESS, Accountant, Counted
 from syslogban.examples import check_session_examples, session_attempts
 from syslogban.matcher import Attack, Matcher
 from syslogban.record import RecordParser
-from syslogban.signatures import (ATTEMPT, CORROBORATES, COUNT, SessionExample, load_rules,
-                                  load_session_examples)
+from syslogban.signatures import (ATTEMPT, CORROBORATES, COUNT, SessionExample,
+                                  bundled_rules_dir, load_rules, load_session_examples,
+                                  rule_files)
 
 ADDR = "198.51.100.7"
 DOVECOT_SERVES = ("postfix", "exim")
@@ -186,3 +189,12 @@ def test_lines_counted_one_by_one_would_be_more() -> None:
                     if matcher.match(parser.parse(text.encode(), 1.8e9), 1.8e9) is not None)
         more += lines > sum(attempts.values())
     assert more >= 10
+
+
+def test_every_bundled_signature_says_its_role() -> None:
+    """The default (attempt) keeps other rule files loading; the bundled ones say
+    what each line is, so that a reader never has to guess."""
+    silent = [f"{path.name}: {table['id']}" for path in rule_files([bundled_rules_dir()])
+              for table in tomllib.loads(path.read_text())["signature"]
+              if not table.get("binds") and "role" not in table]
+    assert silent == []
