@@ -83,7 +83,7 @@ def test_records_without_a_tag_that_hold_a_signatures_text_are_counted(engine: s
                      b"Invalid user root from 192.0.2.10 port 22", SSH_LINE,
                      "Nov 21 10:00:27 mx \u00e4 Invalid user x from 192.0.2.11 port 1".encode())
     found, pipeline = run(engine, [chunk])
-    assert found == [Detection(5, SSH_ATTACK, SSH_RECORD)]
+    assert found == [Detection(5, SSH_ATTACK, SSH_RECORD, Counted(5, 1, 5))]
     assert (pipeline.counters.untagged, pipeline.counters.untagged_sample) == (3, lost.decode())
 
 
