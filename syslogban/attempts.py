@@ -52,7 +52,7 @@ from .signatures import ATTEMPT, COUNT
 DEFAULT_SIZE = 65536   # addresses
 DEFAULT_TTL = 3600.0   # seconds an attempt stays open within its session
 PAIR = 15.0            # seconds between lines of one attempt that share no session
-PER_ADDRESS = 64       # attempts kept per address (a brute force keeps the newest)
+PER_ADDRESS = 16       # attempts kept per address (a brute force keeps the newest)
 
 
 class Counted(NamedTuple):
@@ -63,7 +63,7 @@ class Counted(NamedTuple):
     points: int   # danger it adds
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # compared by identity: `in` over a list stays cheap
 class _Attempt:
     ref: int
     origin: str                  # service of its first line
@@ -99,7 +99,9 @@ class Accountant:
         if attack.role == COUNT:
             counted = self._count(attempts, attack, now, ref)
         else:
-            found = next((a for a in attempts if self._joins(a, attack, now)), None)
+            signature = attack.signature  # the commonest refusal first, without a call
+            found = next((a for a in attempts if signature not in a.signatures
+                          and self._joins(a, attack, now)), None)
             counted = (self._join(found, attack, now) if found is not None
                        else self._begin(attempts, attack, now, ref))
         if counted.new:
@@ -129,9 +131,8 @@ class Accountant:
         return attempts
 
     def _joins(self, attempt: _Attempt, attack: Attack, now: float) -> bool:
+        """Whether the line can report `attempt` (its signature is not in it yet)."""
         service, serving = attack.service, _serving(attack)
-        if attack.signature in attempt.signatures:
-            return False
         if attack.role == ATTEMPT and service in attempt.reported:
             return False
         if serving:  # an authentication server's line, for itself or the fronts it serves
