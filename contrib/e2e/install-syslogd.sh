@@ -17,6 +17,13 @@
 #   Their .debs are only extracted into $SYSLOGBAN_E2E_DIR/loggers (they need
 #   nothing but libc): nothing is installed, no service or init is touched.
 #
+# * the mail daemons of tests/test_attempts_real.py: Postfix, Dovecot (IMAP,
+#   POP3, submission, SQLite passdb), OpenSSH's server, swaks, curl, sqlite3
+#   as Debian packages (their services disabled, never started: the tests run
+#   private instances in network namespaces); Exim and OpenSMTPD, each "the"
+#   mail-transport-agent like Postfix, unpacked into $SYSLOGBAN_E2E_DIR/exim
+#   and .../opensmtpd (only their libraries installed with apt).
+#
 # Idempotent: a second run only checks. Prints what it does. Debian (apt) and
 # root (or sudo) only; anything else is told why and exits 1, and the tests
 # then skip, saying why.
@@ -147,3 +154,51 @@ else
     mv "$loggers_root.new" "$loggers_root"
 fi
 say "busybox: $("$loggers_root/bin/busybox" 2>&1 | head -1)"
+# --- mail daemons (tests/test_attempts_real.py) -----------------------------
+mail_packages=(postfix dovecot-core dovecot-imapd dovecot-pop3d dovecot-submissiond
+               dovecot-sqlite openssh-server swaks curl sqlite3 openssl)
+missing=()
+for package in "${mail_packages[@]}"; do installed "$package" || missing+=("$package"); done
+if ((${#missing[@]})); then
+    apt_update
+    apt_install "${missing[@]}"
+fi
+if command -v systemctl >/dev/null; then
+    for unit in postfix.service dovecot.service ssh.service; do
+        if [[ $(systemctl is-enabled "$unit" 2>/dev/null) == enabled ]]; then
+            say "disabling the system service $unit"
+            "${sudo[@]}" systemctl disable "$unit" >/dev/null 2>&1 || true
+        fi
+        if [[ -d /run/systemd/system ]] && systemctl is-active --quiet "$unit"; then
+            "${sudo[@]}" systemctl stop "$unit" >/dev/null 2>&1 || true
+        fi
+    done
+fi
+for entry in "exim exim4-daemon-light exim4-base" "opensmtpd opensmtpd"; do
+    read -r name debs <<<"$entry"
+    root=$e2e_dir/$name
+    if [[ -e $root/.complete ]]; then say "$name: unpacked in $root"; continue; fi
+    mail_work=$(mktemp -d)
+    chmod 755 "$mail_work"  # apt downloads as the user _apt
+    apt_update
+    say "apt-get download $debs (into $mail_work)"
+    # shellcheck disable=SC2086 # a list of packages
+    (cd "$mail_work" && apt-get download -qq $debs >/dev/null)
+    # Their libraries (the first of each set of alternatives); not the
+    # packages of an MTA, its configuration or cron.
+    missing=()
+    for deb in "$mail_work"/*.deb; do
+        while read -r package; do
+            case $package in ""|exim4*|opensmtpd*|cron*|debconf*) continue ;; esac
+            installed "$package" || missing+=("$package")
+        done < <(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed -E 's/\|.*//; s/\(.*\)//; s/[[:space:]]//g')
+    done
+    if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+    rm -rf "$root.new"
+    mkdir -p "$root.new"
+    for deb in "$mail_work"/*.deb; do dpkg-deb -x "$deb" "$root.new"; done
+    touch "$root.new/.complete"
+    rm -rf "$mail_work" "$root"
+    mv "$root.new" "$root"
+    say "$name: unpacked in $root"
+done
