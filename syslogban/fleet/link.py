@@ -61,7 +61,7 @@ class Fleet(Remote):
         self.blocker_config = blocker_config  # the current one (it changes on reload)
         self.outbox = Outbox(state_path, settings.outbox)
         self.counters = FleetCounters()
-        self.host = settings.name
+        self.host = settings.host  # the role it logs in as, once connected
         self._buffer: list[tuple[str, Any]] = []
         self._wake = asyncio.Event()
         self._notified = asyncio.Event()
@@ -84,7 +84,8 @@ class Fleet(Remote):
 
     def blocked(self, block: Block, evidence: Sequence[str]) -> None:
         if not block.origin:  # a decision that came from elsewhere goes back to no one
-            self._queue(BLOCK, store.block_body(block, evidence))
+            lines = [f"{self.host}: {line}" for line in evidence]  # whose lines, on every host
+            self._queue(BLOCK, store.block_body(block, lines))
 
     def unblocked(self, target: str, now: float) -> None:
         self._queue(UNBLOCK, {"target": target, "at": now})
