@@ -13,7 +13,7 @@ Rules of this file:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -32,19 +32,22 @@ class Event:
     at: float
 
 
-def decide(config: BlockerConfig, address: str, events: Iterable[Event], history: History,
-           now: float) -> Block | None:
-    """The block the fleet's events for `address` cause now, if any."""
+def decide(config: BlockerConfig, events: Iterable[Event], history: Mapping[str, History],
+           now: float) -> dict[str, Block]:
+    """The blocks the fleet's events cause now, by address (or prefix).
+
+    One blocker for a whole batch of addresses: the events of each go in at
+    their own times, and addresses that share nothing decide apart, as on one
+    host; only blocks still in force now are returned."""
     blocker = Blocker(config)
-    blocker.restore((), {address: History(history.blocks, history.lifetime)})
-    block = None
+    blocker.restore((), {key: History(h.blocks, h.lifetime) for key, h in history.items()})
+    found: dict[str, Block] = {}
     for event in sorted(events, key=lambda e: (e.at, e.host, e.seq)):
-        found = blocker.observe(Attack(event.address, event.signature, event.service,
+        block = blocker.observe(Attack(event.address, event.signature, event.service,
                                        event.danger), event.at)
-        block = found or block
-    if block is None or block.until <= now:
-        return None
-    return block
+        if block is not None:
+            found[block.target] = block
+    return {target: block for target, block in found.items() if block.until > now}
 
 
 def evidence(events: Iterable[Event], limit: int = 20) -> list[str]:

@@ -179,19 +179,18 @@ async def _fleet_decisions(conn: psycopg.AsyncConnection[Any], addresses: Sequen
     # One row per address, its events as lines: the driver reads a value at a
     # time, so ten columns for each event would cost ten times as much.
     rows = await (await conn.execute(_SCORING, bars)).fetchall()
-    found = []
+    events: dict[str, list[Event]] = {}
+    history: dict[str, History] = {}
     for address, blocks, lifetime, lines in rows:
-        events = []
+        mine = events[address] = []
         for line in lines.split("\n"):
             host, seq, signature, service, danger, at = line.split("\t")
-            events.append(Event(host, int(seq), address, signature, service, int(danger),
-                                float(at)))
-        danger_now = sum(e.danger for e in events)  # in lifetime; the blocker adds it again
-        block = decide(config, address, events,
-                       History(blocks, max(0, lifetime - danger_now)), now)
-        if block is not None:
-            found.append((block, evidence(events)))
-    return found
+            mine.append(Event(host, int(seq), address, signature, service, int(danger),
+                              float(at)))
+        danger_now = sum(e.danger for e in mine)  # in lifetime; the blocker adds it again
+        history[address] = History(blocks, max(0, lifetime - danger_now))
+    found = decide(config, [e for mine in events.values() for e in mine], history, now)
+    return [(block, evidence(events.get(target, ()))) for target, block in found.items()]
 
 
 async def snapshot(conn: psycopg.AsyncConnection[Any]) -> tuple[list[RemoteDecision], int]:

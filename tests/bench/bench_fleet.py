@@ -10,7 +10,9 @@ asserts nothing.
    B's kernel set (`nft monitor`). Targets: p50 <= 20 ms, p99 <= 100 ms.
 2. Throughput: three hosts (three processes), each fed 5,000 attack events a
    second; events/s each got into the database, and its outbox (max, end).
-   Target: >= 5,000 events/s each, no outbox growth.
+   Twice: events that decide nothing, then a spray where every address is
+   blocked (a decision every six events). Target: >= 5,000 events/s each,
+   no outbox growth.
 3. Outage: one host at 100 events/s; the database stopped for --outage
    seconds (600 = the target's 10 minutes), then started: events in the
    database against events fed, the decisions, and the catch-up time.
@@ -78,19 +80,18 @@ async def receiver(dsn: str, role: str, state: str, seconds: float) -> None:
 
 
 async def sender(dsn: str, role: str, state: str, rate: int, seconds: float,
-                 base: str) -> None:
+                 base: str, per_address: int) -> None:
     """A host fed `rate` attack events a second; prints what it got through."""
     fleet = link(dsn, role, state)
     await fleet.start(lambda decisions, complete: None)
-    # A spray: every host sees the same addresses, two attempts each (below
-    # one host's threshold of three); the fleet blocks each at its third.
-    targets = addresses(int(rate * seconds) // 2 + 1, base)
+    targets = addresses(int(rate * seconds) // per_address + 1, base)
     begin, fed, most = time.monotonic(), 0, 0
     while time.monotonic() - begin < seconds:
         due = int((time.monotonic() - begin) * rate)
         now = time.time()
         for n in range(fed, due):
-            fleet.attacked(Attack(targets[n // 2], "postfix.sasl", "postfix", 10), now)
+            fleet.attacked(Attack(targets[n // per_address], "postfix.sasl", "postfix", 10),
+                           now)
         fed = due
         most = max(most, fleet.status()["outbox"])
         await asyncio.sleep(0.01)
@@ -146,20 +147,27 @@ def propagation(cluster: Cluster, database: str, tmp: Path, rate: int, count: in
         netns.delete(ns)
 
 
-def throughput(cluster: Cluster, database: str, tmp: Path, rate: int, seconds: float) -> None:
+def throughput(cluster: Cluster, database: str, tmp: Path, rate: int, seconds: float,
+               spray: bool) -> None:
+    """spray: every host sees the same addresses, two attempts each (below one
+    host's threshold of three), and the fleet blocks each at its third: a
+    decision every six events. Otherwise each host its own addresses, one
+    attempt each: events only, no address reaches a threshold."""
     children = []
+    kind = "spray" if spray else "events"
     for n in range(1, 4):
-        role = f"mxt{n}"
+        role = f"mx{kind}{n}"
         children.append(subprocess.Popen(
             [sys.executable, __file__, "--child", "sender", "--dsn",
              cluster.dsn(role, cluster.add_host(role), database), "--role", role,
              "--state", str(tmp / f"{role}.db"), "--rate", str(rate), "--seconds",
-             str(seconds), "--base", "10.64.0.1"], stdout=subprocess.PIPE, text=True))
+             str(seconds), "--base", "10.64.0.1" if spray else f"10.{64 + n * 8}.0.1",
+             "--per-address", "2" if spray else "1"], stdout=subprocess.PIPE, text=True))
     results = [json.loads(c.communicate()[0].splitlines()[-1]) for c in children]
     decisions = cluster.sql("SELECT count(*) FROM syslogban.decisions", database=database)
-    print(f"2. {decisions} fleet decisions for the sprayed addresses")
+    print(f"2. {kind}: {decisions} decisions in the database")
     for r in results:
-        print(f"2. throughput {r['role']}: fed {r['fed'] / r['seconds']:.0f} events/s, "
+        print(f"2. {kind} {r['role']}: fed {r['fed'] / r['seconds']:.0f} events/s, "
               f"into the database {r['sent'] / r['seconds']:.0f} events/s; outbox max "
               f"{r['outbox_max']}, at the end {r['outbox_end']} (target: >= 5000/s, no growth)")
 
@@ -220,12 +228,14 @@ def main() -> None:
     parser.add_argument("--child", choices=("receiver", "sender"), help=argparse.SUPPRESS)
     for hidden in ("--dsn", "--role", "--state", "--base"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
+    parser.add_argument("--per-address", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "receiver":
         asyncio.run(receiver(args.dsn, args.role, args.state, args.seconds))
         return
     if args.child == "sender":
-        asyncio.run(sender(args.dsn, args.role, args.state, args.rate, args.seconds, args.base))
+        asyncio.run(sender(args.dsn, args.role, args.state, args.rate, args.seconds, args.base,
+                           args.per_address))
         return
     if os.geteuid() != 0:
         sys.exit("bench_fleet: needs root (PostgreSQL as nobody, network namespaces)")
@@ -239,7 +249,8 @@ def main() -> None:
             if args.only in (None, "1"):
                 propagation(cluster, database, Path(tmp), args.decisions, args.count)
             if args.only in (None, "2"):
-                throughput(cluster, database, Path(tmp), args.rate, args.seconds)
+                for spray in (False, True):
+                    throughput(cluster, database, Path(tmp), args.rate, args.seconds, spray)
         finally:
             cluster.destroy()
         if args.only in (None, "3"):
