@@ -6,6 +6,7 @@ pytest puts this directory on sys.path because tests/ is not a package.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timezone, tzinfo
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+import system
 from syslogban import scanner as scanner_module
 from syslogban.matcher import Matcher
 from syslogban.scanner import Scanner
@@ -33,6 +35,23 @@ injections = [{ line = "Nov 21 10:00:00 h demo[1]: login failed for 192.0.2.9 fr
 counterexamples = ["Nov 21 10:00:00 h demo[1]: login ok from 192.0.2.1"]
 '''
 
+
+# The CI guard of system.py: a test that needs the machine skips without it,
+# and fails on CI.
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", system.MARKER_HELP)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    system.check_marks(item)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    system.report_skip(item, outcome.get_result())
+
+
 UTC = timezone.utc
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -42,8 +61,9 @@ PROPERTY = settings(max_examples=250, deadline=None,
 
 PRINTABLE_ASCII = "".join(chr(c) for c in range(0x20, 0x7F))
 
-requires_hyperscan = pytest.mark.skipif(scanner_module.hyperscan is None,
-                                        reason="hyperscan not installed")
+requires_hyperscan = system.requires(
+    scanner_module.hyperscan is not None,
+    "needs the hyperscan wheel (installed by setup.cfg on x86-64 Linux)")
 ENGINES = ["plain", pytest.param("hyperscan", marks=requires_hyperscan)]
 
 

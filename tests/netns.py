@@ -3,7 +3,7 @@
 Each test gets a namespace of its own (`ip netns add`), removed afterwards
 whatever happened; code runs inside it in a forked child that entered it with
 setns(2), so the test process itself never changes namespace. Root only: the
-tests that need it are skipped, saying so, elsewhere.
+tests that need it skip, saying so, elsewhere, and fail on CI (system.py).
 """
 
 from __future__ import annotations
@@ -20,12 +20,17 @@ from typing import Any, TypeVar
 
 import pytest
 
+from system import requires
+
 T = TypeVar("T")
 _names = itertools.count()
 
-requires_netns = pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("ip") is None,
-    reason="needs root and iproute2 to create a network namespace")
+requires_netns = requires(
+    os.geteuid() == 0 and shutil.which("ip") is not None,
+    "needs root and the ip command (Debian package iproute2) to create a network namespace")
+requires_nft = requires(
+    shutil.which("nft") is not None,
+    "needs the nft command (Debian package nftables) to read the kernel's view")
 
 
 def create() -> str:

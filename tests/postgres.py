@@ -24,14 +24,16 @@ from pathlib import Path
 
 import pytest
 
+from system import requires
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path("/usr/lib/postgresql/15/bin")
 SETUP_SQL = ROOT / "contrib" / "postgresql" / "setup.sql"
 OWNER_PASSWORD = "owner-secret"
 
-requires_postgres = pytest.mark.skipif(
-    os.geteuid() != 0 or not (BIN / "postgres").exists() or shutil.which("openssl") is None,
-    reason="needs root (to run PostgreSQL as nobody), postgresql-15 and openssl")
+requires_postgres = requires(
+    os.geteuid() == 0 and (BIN / "postgres").exists() and shutil.which("openssl") is not None,
+    "needs root (to run PostgreSQL as nobody), postgresql-15 and openssl")
 
 _databases = itertools.count()
 

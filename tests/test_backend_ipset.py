@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 import pytest
 from netns import netns, requires_netns, run_in  # noqa: F401 (fixture)
+from system import requires
 
 from syslogban.backends import BackendError, Change, create
 from syslogban.backends.base import PERMANENT
@@ -31,11 +32,11 @@ from syslogban.backends.ipset import MAX_TIMEOUT, IpsetBackend
 CONTRIB = Path(__file__).resolve().parent.parent / "contrib" / "ipset"
 RULES = {"iptables": CONTRIB / "iptables.rules", "ip6tables": CONTRIB / "ip6tables.rules"}
 
-requires_ipset = pytest.mark.skipif(shutil.which("ipset") is None,
-                                    reason="needs the ipset command to read the kernel's view")
-requires_iptables = pytest.mark.skipif(
-    not all(shutil.which(f"{tool}-restore") for tool in RULES),
-    reason="needs iptables-restore and ip6tables-restore")
+requires_ipset = requires(shutil.which("ipset") is not None,
+                          "needs the ipset command (Debian package ipset) to read the kernel's view")
+requires_iptables = requires(
+    all(shutil.which(f"{tool}-restore") for tool in RULES),
+    "needs iptables-restore and ip6tables-restore (Debian package iptables)")
 
 HOSTS_AND_PREFIXES = ["192.0.2.1", "198.51.100.0/24", "2001:db8::1", "2001:db8:1::/48"]
 

@@ -11,12 +11,12 @@ from functools import partial
 from typing import Any
 
 import pytest
-from netns import netns, nft_json, requires_netns, run_in  # noqa: F401 (fixture)
+from netns import netns, nft_json, requires_netns, requires_nft, run_in  # noqa: F401 (fixture)
 
 from syslogban.backends import BackendError, Change, create
 from syslogban.durations import PERMANENT
 
-pytestmark = requires_netns
+pytestmark = [requires_netns, requires_nft]
 
 
 def backend(**options: Any) -> Any:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from netns import netns, requires_netns  # noqa: F401 (fixture)
+from netns import netns, requires_netns, requires_nft  # noqa: F401 (fixture)
+from system import requires
 from test_syslogd_e2e import (ATTACK, BLOCKED, CONTRIB, LOGGER, RSYSLOGD,  # noqa: F401
                               SYSLOG_NG, SYSLOGBAN_BIN, Procs, _text, answers, expect_blocked,
                               kernel_hosts, need_inputs, need_rsyslog, need_syslog_ng, ns,
@@ -40,7 +41,7 @@ def _unit_values(path: Path, key: str) -> list[str]:
             if line.startswith(f"{key}=")]
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+@requires(shutil.which("systemd-analyze"), "needs systemd-analyze (Debian package systemd)")
 def test_systemd_units_verify(tmp_path: Path) -> None:
     """systemd's own parser accepts both units (with an ExecStart that exists
     here, since verify checks the binary)."""
@@ -80,7 +81,8 @@ def test_systemd_paths_match_syslogban_defaults() -> None:
 
 
 @requires_netns
-@pytest.mark.skipif(shutil.which("setpriv") is None, reason="no setpriv (util-linux)")
+@requires_nft
+@requires(shutil.which("setpriv"), "needs setpriv (Debian package util-linux)")
 def test_the_units_privileges_suffice_for_nftables(
         tmp_path: Path, ns: str, procs: Procs) -> None:
     """As the unit runs it: an unprivileged user, CAP_NET_ADMIN as its only
@@ -121,8 +123,9 @@ def test_the_units_privileges_suffice_for_nftables(
 
 
 @requires_netns
-@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
-                    reason="no systemd-socket-activate (package systemd)")
+@requires_nft
+@requires(shutil.which("systemd-socket-activate"),
+          "needs systemd-socket-activate (Debian package systemd)")
 @pytest.mark.parametrize("kind", ["datagram", "stream"])
 def test_socket_activation_hands_over_the_listeners(
         tmp_path: Path, ns: str, procs: Procs, kind: str) -> None:

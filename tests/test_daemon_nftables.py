@@ -7,10 +7,10 @@ import signal
 import subprocess
 from pathlib import Path
 
-from netns import netns, nft_json, requires_netns  # noqa: F401 (fixture)
+from netns import netns, nft_json, requires_netns, requires_nft  # noqa: F401 (fixture)
 from test_daemon import Daemon, attack_lines, daemons, start  # noqa: F401 (fixture)
 
-pytestmark = requires_netns
+pytestmark = [requires_netns, requires_nft]
 
 
 def kernel_hosts(ns: str) -> set[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from system import requires
 from test_daemon import Daemon, attack_lines, daemons, start  # noqa: F401 (fixture)
 
 FAKES = Path(__file__).parent / "fakes"
@@ -63,7 +64,7 @@ def test_a_firewall_down_for_seconds_loses_nothing(tmp_path: Path, daemons: list
     assert len(firewall()) == 30
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to mount a small tmpfs")
+@requires(os.geteuid() == 0, "needs root to mount a small tmpfs")
 def test_a_full_disk_keeps_protection_from_memory(tmp_path: Path,
                                                   daemons: list[Daemon]) -> None:
     disk = tmp_path / "disk"

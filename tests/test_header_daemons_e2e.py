@@ -7,8 +7,9 @@ the right program tag and address. Every daemon is a private instance: socklog
 listens on a socket in tmp_path; busybox syslogd, which always binds /dev/log,
 runs in a mount namespace of its own with a private /dev.
 
-Installed by contrib/e2e/install-syslogd.sh (the .debs only extracted, into
-~/.cache/syslogban-e2e/loggers). Without them the tests skip, saying why.
+Unpacked by contrib/setup-venv.sh (the .debs only extracted, into
+~/.cache/syslogban-e2e/loggers). Without them the tests skip, saying why
+(and fail on CI: system.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+import system
+
 E2E_DIR = Path(os.environ.get("SYSLOGBAN_E2E_DIR")
                or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
                / "syslogban-e2e")
@@ -34,15 +37,14 @@ SVLOGD = ROOT / "usr" / "bin" / "svlogd"
 MULTILOG = ROOT / "usr" / "bin" / "multilog"
 TAI64NLOCAL = ROOT / "usr" / "bin" / "tai64nlocal"
 LOGGER = shutil.which("logger") or "/usr/bin/logger"
-INSTALL = "contrib/e2e/install-syslogd.sh"
+INSTALL = "contrib/setup-venv.sh unpacks it, as root"
 ATTACK = "Invalid user admin from {} port 22"
 TIMEOUT = 30.0
 
 
 def need(*programs: Path) -> None:
     for program in programs:
-        if not os.access(program, os.X_OK):
-            pytest.skip(f"{program} is not there: {INSTALL}")
+        system.need(os.access(program, os.X_OK), f"{program} is not there: {INSTALL}")
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:

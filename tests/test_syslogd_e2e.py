@@ -14,9 +14,10 @@ network namespace, with only its loopback up: port 5514 there is free
 whatever the host runs, so the snippets keep their port. Unix sockets live in
 tmp_path and reach across namespaces, so `logger --socket` runs outside.
 
-Installed by contrib/e2e/install-syslogd.sh: rsyslog from Debian (its
+Installed by contrib/setup-venv.sh (as root): rsyslog from Debian (its
 service never started) and syslog-ng unpacked privately (the package
-conflicts with rsyslog). Without them the tests skip, saying why.
+conflicts with rsyslog). Without them the tests skip, saying why (and fail
+on CI: system.py).
 """
 
 from __future__ import annotations
@@ -38,13 +39,14 @@ from pathlib import Path
 
 import pytest
 
-from netns import netns, nft_json, requires_netns  # noqa: F401 (fixture)
+from netns import netns, nft_json, requires_netns, requires_nft  # noqa: F401 (fixture)
+from system import need
 
-pytestmark = requires_netns
+pytestmark = [requires_netns, requires_nft]
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRIB = ROOT / "contrib"
-INSTALL = "contrib/e2e/install-syslogd.sh"
+INSTALL = "contrib/setup-venv.sh installs it, as root"
 # omprog starts its child with an empty environment: no PATH, so an absolute
 # path, and the console script, which finds the venv's Python by itself.
 SYSLOGBAN_BIN = Path(sys.executable).with_name("syslogban")
@@ -74,19 +76,16 @@ def _syslogban_inputs() -> str:
 
 
 def need_rsyslog() -> None:
-    if not os.access(RSYSLOGD, os.X_OK):
-        pytest.skip(f"rsyslogd is not installed: {INSTALL}")
+    need(os.access(RSYSLOGD, os.X_OK), f"rsyslogd is not installed: {INSTALL}")
 
 
 def need_syslog_ng() -> None:
-    if not os.access(SYSLOG_NG, os.X_OK):
-        pytest.skip(f"no private syslog-ng at {SYSLOG_NG}: {INSTALL}")
+    need(os.access(SYSLOG_NG, os.X_OK), f"no private syslog-ng at {SYSLOG_NG}: {INSTALL}")
 
 
 def need_inputs() -> None:
     reason = _syslogban_inputs()
-    if reason:
-        pytest.skip(reason)
+    need(not reason, reason)
 
 
 # ------------------------------------------------------------------ waiting

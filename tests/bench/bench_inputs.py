@@ -476,7 +476,7 @@ def main() -> None:
         for via_rsyslog in (False, True):
             if via_rsyslog and shutil.which("rsyslogd") is None:
                 print("latency through rsyslog: skipped (rsyslogd not installed: "
-                      "contrib/e2e/install-syslogd.sh)")
+                      "contrib/setup-venv.sh)")
                 continue
             place = Place()
             try:

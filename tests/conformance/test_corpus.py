@@ -13,6 +13,7 @@ import pytest
 from conformance.corpus import (JOURNAL_STAMP, CorpusError, condition_holds, load_filter,
                                 parse_file)
 from conformance.fetch import LOGS_DIR, CorpusUnavailable, Package, read_deb
+from system import need
 
 SAMPLE = b"""\
 # filterOptions: [{}, {"mode": "aggressive"}]
@@ -133,8 +134,8 @@ def test_reading_a_deb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dpkg_deb
     """With dpkg-deb, or without it (the ar archive read here)."""
     if not dpkg_deb:
         monkeypatch.setattr("conformance.fetch.shutil.which", lambda name: None)
-    elif shutil.which("dpkg-deb") is None:
-        pytest.skip("dpkg-deb not installed")
+    else:
+        need(shutil.which("dpkg-deb"), "needs dpkg-deb (Debian package dpkg)")
     deb = _deb(tmp_path / "fail2ban_9.9-1_all.deb",
                {LOGS_DIR + "svc": SAMPLE, "etc/fail2ban/filter.d/svc.conf": b"mode = x\n",
                 "usr/share/doc/fail2ban/README": b"not read"})
