@@ -264,7 +264,9 @@ def test_sync_fills_large_sets_and_recreates_destroyed_ones(netns: str) -> None:
         ("list",)])
     assert refused.message == ("ipset: cannot add 192.0.2.1 to syslogban4: the set does "
                                "not exist; nothing of the batch was kept")
-    assert near(listed, active)
+    # The kernel counts each timeout from when sync wrote it, seconds after
+    # `now` on a busy machine: the ends may be that much later (it failed under load).
+    assert near(listed, active, slack=3.0 + time.time() - now)
     assert len(members(netns)) == 3000
 
 

@@ -28,6 +28,7 @@ from test_syslogd_e2e import (ATTACK, BLOCKED, CONTRIB, LOGGER, RSYSLOGD,  # noq
                               kernel_hosts, need_inputs, need_rsyslog, need_syslog_ng, ns,
                               postfix, procs, syslogban_toml)
 
+ROOT = CONTRIB.parent
 SERVICE = CONTRIB / "systemd" / "syslogban.service"
 SOCKET = CONTRIB / "systemd" / "syslogban.socket"
 
@@ -80,6 +81,24 @@ def test_systemd_paths_match_syslogban_defaults() -> None:
     assert Path(config.control).parent == Path("/run") / _unit_values(SERVICE, "RuntimeDirectory")[0]
 
 
+def reachable_checkout(keep: Path) -> list[str]:
+    """A prefix for a command that runs this checkout's syslogban as another
+    user. A checkout under a private directory (/root/syslogban on a CI
+    machine: /root is 0700) cannot be reached by that user: the command then
+    runs in a mount namespace of its own where a tmpfs (0755) replaces the
+    outermost such directory and the checkout is bound back at its own path,
+    which the venv's scripts name (`keep`, an empty directory, holds it
+    meanwhile). Nothing outside that namespace changes."""
+    hidden = [p for p in reversed(ROOT.parents) if not p.stat().st_mode & 0o001]
+    if not hidden:
+        return []
+    script = ('mount --bind "$1" "$2" && mount -t tmpfs -o mode=755 tmpfs "$3" && '
+              'mkdir -p "$1" && mount --bind "$2" "$1" && shift 3 && exec "$@"')
+    keep.mkdir()
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+            str(ROOT), keep, str(hidden[0])]
+
+
 @requires_netns
 @requires_nft
 @requires(shutil.which("setpriv"), "needs setpriv (Debian package util-linux)")
@@ -94,7 +113,8 @@ def test_the_units_privileges_suffice_for_nftables(
     work = Path(tempfile.mkdtemp(prefix="syslogban-unit-"))
     nobody = pwd.getpwnam("nobody")
     os.chown(work, nobody.pw_uid, nobody.pw_gid)
-    argv = ["ip", "netns", "exec", ns, "setpriv", f"--reuid={nobody.pw_uid}",
+    argv = [*reachable_checkout(work / "checkout"),
+            "ip", "netns", "exec", ns, "setpriv", f"--reuid={nobody.pw_uid}",
             f"--regid={nobody.pw_gid}", "--clear-groups", "--inh-caps=-all,+net_admin",
             "--ambient-caps=-all,+net_admin", "--bounding-set=-all,+net_admin",
             "--no-new-privs", "env", f"HOME={work}", str(SYSLOGBAN_BIN), "run", "--stdin",
