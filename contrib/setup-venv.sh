@@ -5,7 +5,8 @@
 # syslogban installed editable. Idempotent: a second run only checks. Run by
 # ./demo and ./run-tests (so the README's two commands suffice on a fresh
 # Debian 12); run it alone to prepare a machine. `--list` prints what it
-# would install, one "apt PACKAGE" or "unpack NAME PACKAGE..." a line.
+# would install, one "apt PACKAGE", "unpack NAME PACKAGE..." or "prepare
+# SCRIPT" a line.
 #
 # No service of any package ever starts: policy-rc.d forbids it during the
 # installs, and the services named below are disabled afterwards. The tests
@@ -29,8 +30,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 #                            ~/.cache/syslogban-e2e/NAME); their dependencies
 #                            are installed with apt, except the !GLOB ones
 #   services+=(UNIT...)      system services of those packages: disabled, stopped
-#   prepare+=(SCRIPT...)     run after the installs (wrappers, sanity checks);
-#                            they install nothing themselves
+#   prepare+=(SCRIPT...)     run after the installs: wrappers, sanity checks, a
+#                            feature's own way to fetch what it needs; one that
+#                            fails is reported, and the tests that need it skip
+#                            (and fail on CI)
 # ============================================================================
 required=() packages=() unpacked=() services=() prepare=()
 
@@ -87,11 +90,18 @@ required+=(python3-psycopg)
 packages+=(postgresql-15 openssl)
 services+=(postgresql.service)
 
+# The CrowdSec bridge (tests/test_crowdsec_*.py): a private Local API from
+# Debian's crowdsec package, unpacked by contrib/crowdsec/install-lapi.sh
+# (never installed: its post-install script registers online) where the
+# unprivileged user the LAPI runs as can read it.
+prepare+=(contrib/crowdsec/install-lapi.sh)
+
 # ============================================================================
 
 if [[ ${1:-} == --list ]]; then
     for package in "${required[@]}" "${packages[@]}"; do echo "apt $package"; done
     for entry in "${unpacked[@]}"; do echo "unpack $entry"; done
+    for script in "${prepare[@]}"; do echo "prepare $script"; done
     exit 0
 fi
 
@@ -201,7 +211,12 @@ if [[ -n $can_install ]]; then
         set +f
     done
     disable_services "${services[@]}"
-    for script in "${prepare[@]}"; do "$script"; done
+    for script in "${prepare[@]}"; do
+        if ! out=$("$script" 2>&1); then
+            echo "$out" >&2
+            say "$script failed: the tests that need it skip (and fail on CI)"
+        fi
+    done
 else
     mapfile -t missing < <(missing_of "${packages[@]}")
     if ((${#missing[@]})); then
@@ -223,12 +238,4 @@ if [[ ! -e $stamp || setup.cfg -nt $stamp || pyproject.toml -nt $stamp ]]; then
         exit 1
     fi
     touch "$stamp"
-fi
-
-# The CrowdSec bridge's tests run a private Local API from Debian's crowdsec
-# package, unpacked (never installed: its post-install script registers
-# online). Without it those tests skip, saying why.
-if ! out=$(contrib/crowdsec/install-lapi.sh 2>&1); then
-    echo "$out" >&2
-    echo "setup: the CrowdSec LAPI is not unpacked; the bridge's tests against it skip" >&2
 fi

@@ -26,15 +26,17 @@ from typing import Any
 
 import pytest
 
+from system import requires
+
 DEFAULT_DIR = ("/var/cache/syslogban-e2e/crowdsec" if os.geteuid() == 0 else
                os.path.expanduser("~/.cache/syslogban-e2e/crowdsec"))
 CROWDSEC_DIR = Path(os.environ.get("SYSLOGBAN_CROWDSEC_DIR") or DEFAULT_DIR)
 CROWDSEC = CROWDSEC_DIR / "usr/bin/crowdsec"
 CSCLI = CROWDSEC_DIR / "usr/bin/cscli"
 
-requires_lapi = pytest.mark.skipif(
-    not (CROWDSEC.exists() and CSCLI.exists()),
-    reason=f"no CrowdSec LAPI in {CROWDSEC_DIR}: contrib/crowdsec/install-lapi.sh unpacks it")
+requires_lapi = requires(
+    CROWDSEC.exists() and CSCLI.exists(),
+    f"no CrowdSec LAPI in {CROWDSEC_DIR}: contrib/crowdsec/install-lapi.sh unpacks it")
 
 CONFIG = """\
 common:

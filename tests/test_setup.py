@@ -61,3 +61,7 @@ def test_the_table_names_the_packages_of_this_machine(command: str, package: str
     owners = {owner.strip() for line in result.stdout.splitlines()
               for owner in line.split(":", 1)[0].split(",")}
     assert package in owners, f"{found} -> {path} belongs to {owners}"
+
+
+def test_setup_fetches_the_crowdsec_lapi() -> None:
+    assert ["prepare", "contrib/crowdsec/install-lapi.sh"] in setup_list()
