@@ -121,9 +121,9 @@ def test_socklog_behind_multilog_and_tai64nlocal(socklog, tmp_path: Path) -> Non
     assert_found(local, "198.51.100.32")
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
-                    reason="needs root and unshare: busybox syslogd binds /dev/log, so it "
-                           "runs in a mount namespace with a private /dev")
+@system.requires(os.geteuid() == 0 and shutil.which("unshare") is not None,
+                 "needs root and unshare: busybox syslogd binds /dev/log, so it "
+                 "runs in a mount namespace with a private /dev")
 def test_busybox_syslogd(tmp_path: Path) -> None:
     need(BUSYBOX)
     log, null = tmp_path / "messages", tmp_path / "null"
