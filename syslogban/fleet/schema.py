@@ -295,6 +295,43 @@ MIGRATIONS: tuple[str, ...] = (
     END
     $f$;
     """,
+    # 3: decide_all without a temporary table (creating and dropping one took
+    # most of a small batch's time)
+    """
+    CREATE OR REPLACE FUNCTION syslogban.decide_all(p_rows jsonb)
+        RETURNS TABLE (target cidr, id bigint, refused text)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = syslogban, pg_temp AS $f$
+    DECLARE
+        top bigint;
+    BEGIN
+        PERFORM lock_targets(ARRAY(SELECT x.target FROM jsonb_to_recordset(p_rows)
+                                   AS x(target cidr)));
+        PERFORM pg_advisory_xact_lock(1937337186, 1);  -- commits in id order
+        RETURN QUERY
+        WITH wanted AS (
+            SELECT DISTINCT ON (x.target) x.*,
+                   CASE WHEN EXISTS (SELECT FROM allowlist a WHERE a.net && x.target)
+                        THEN 'allow-listed in the fleet'
+                        WHEN covering(x.target) IS NOT NULL THEN 'already blocked' END
+                   AS refusal
+            FROM jsonb_to_recordset(p_rows) AS x(target cidr, since float8, until float8,
+                 reason text, score integer, signatures text[], nth integer, lifetime bigint,
+                 evidence text[])),
+        made AS (
+            INSERT INTO decisions AS d (target, since, until, origin, reason, score,
+                                        signatures, nth, lifetime, evidence)
+                SELECT w.target, to_timestamp(w.since), to_timestamp(w.until), session_user,
+                       w.reason, w.score, w.signatures, w.nth, w.lifetime, w.evidence[1:20]
+                FROM wanted w WHERE w.refusal IS NULL
+                RETURNING d.target, d.id)
+        SELECT made.target, made.id, NULL::text FROM made
+        UNION ALL
+        SELECT w.target, NULL::bigint, w.refusal FROM wanted w WHERE w.refusal IS NOT NULL;
+        SELECT max(decisions.id) INTO top FROM decisions;
+        PERFORM pg_notify('syslogban_decisions', top::text);
+    END
+    $f$;
+    """,
 )
 
 _PREPARE = """
