@@ -35,12 +35,14 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .address import normalize_address
+from .address import normalize_address, unblockable
 from .attempts import Counted
 from .durations import PERMANENT
 from .matcher import Attack
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# The widest prefix an admin may block: as wide as aggregation may go.
+WIDEST_PREFIX = {4: 8, 6: 16}
 LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"),
                                  ipaddress.ip_network("::1/128"))
 
@@ -199,11 +201,12 @@ class Blocker:
     def _prefix(self, address: str, ipv4: int, ipv6: int) -> str:
         """The address's prefix, or the address alone when the prefix would also
         cover an allow-listed network (a /16 around an attacker must not cut
-        off the relay next door)."""
+        off the relay next door) or addresses never blocked (address.unblockable)."""
         prefix = prefix_of(address, ipv4, ipv6)
         if prefix != address:
             network = ipaddress.ip_network(prefix)
-            if any(network.overlaps(allowed) for allowed in self.config.allow):
+            if unblockable(network) or any(network.overlaps(allowed)
+                                       for allowed in self.config.allow):
                 return address
         return prefix
 
@@ -341,11 +344,18 @@ class Blocker:
         return self._expiry[0][0] if self._expiry else None
 
     def block(self, target: str, until: float, now: float, reason: str = "manual") -> Block:
-        """An admin's block of an address or prefix (allow-listed ones are refused)."""
+        """An admin's block of an address or prefix (allow-listed ones, and
+        those address.unblockable() names or wider than WIDEST_PREFIX, are refused)."""
         normal = normal_target(target)
         network = ipaddress.ip_network(normal)
+        refused = unblockable(network)
+        if refused:
+            raise ValueError(f"{target} {refused}")
         if any(network.overlaps(allowed) for allowed in self.config.allow):
             raise ValueError(f"{target} is allow-listed: it is never blocked")
+        if network.prefixlen < WIDEST_PREFIX[network.version]:
+            raise ValueError(f"{target} is wider than /{WIDEST_PREFIX[network.version]}, "
+                             "the widest block allowed")
         return self._block(normal, now, until, reason, 0, ())
 
     def adopt(self, block: Block) -> Block:

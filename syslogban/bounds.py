@@ -18,6 +18,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
+from .address import unblockable
 from .blocker import Aggregation, Network, normal_target
 from .remote import RemoteDecision
 
@@ -79,6 +80,10 @@ class Gate:
         if any(network.overlaps(allowed) for allowed in self.allow):
             self.counters.allow_listed += 1
             return Admission(None, f"{target} is allow-listed here: the local allow-list wins")
+        never = unblockable(network)
+        if never:
+            self.counters.invalid += 1
+            return Admission(None, f"{target} {never}")
         widest = self.bounds.widest_ipv4 if network.version == 4 else self.bounds.widest_ipv6
         if network.prefixlen < widest:
             self.counters.too_wide += 1

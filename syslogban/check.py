@@ -78,7 +78,7 @@ class CheckResult:
     counters: Counters
     addresses: Counter[str]   # attacks (lines) per address
     attempts: Counter[str]    # attempts per address (attempts.py)
-    invalid_addresses: int    # matches dropped: not a literal IP address
+    invalid_addresses: int    # matches dropped: no literal IP address, or one never blocked
     correlation: CorrelationCounters
     engine: str
     processes: int = 1
@@ -357,8 +357,8 @@ def report(name: str, result: CheckResult, signatures: Sequence[Signature],
     for sig_id, count in c.attacks.most_common():
         print(f"  {count:>9}  {sig_id}", file=out)
     if result.invalid_addresses:
-        print(f"  {result.invalid_addresses:>9}  matches dropped: "
-              "not a literal IP address", file=out)
+        print(f"  {result.invalid_addresses:>9}  matches dropped: not a literal IP address, "
+              "or one never blocked (unspecified, broadcast, multicast, link-local)", file=out)
     corr = result.correlation
     if corr.bound or corr.unresolved:
         print(f"sessions  {corr.bound} bindings, {corr.resolved} failures resolved, "

@@ -5,7 +5,9 @@ Rules of this file:
 * A signature only ever sees records whose program tag it names: the tag is
   written by the syslog daemon, the message partly by the attacker.
 * The address comes from the pattern's <ADDR> group and must be a literal
-  IPv4/IPv6 address; anything else is counted and dropped, never resolved.
+  IPv4/IPv6 address that may be blocked (address.NEVER_BLOCKED: not
+  unspecified, broadcast, multicast or link-local); anything else is counted
+  and dropped, never resolved.
 * Signatures are tried in load order and the first match wins, so one record
   is one attack and danger is never counted twice. Binding signatures
   (session id -> address) are tried before all others, record their binding
@@ -24,7 +26,7 @@ from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import NamedTuple
 
-from .address import normalize_address
+from .address import never_blocked, normalize_address
 from .correlation import Correlator
 from .record import Record
 from .signatures import ATTEMPT, COUNT, Signature
@@ -134,7 +136,7 @@ class Matcher:
                     continue  # counted, never guessed
             else:
                 address = normalize_address(m.group("addr"))
-                if address is None:
+                if address is None or never_blocked(address):
                     self.invalid_addresses += 1
                     continue
                 if signature.binds:

@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import PROPERTY
-from syslogban.address import normalize_address, parse_address
+from syslogban.address import (NEVER_BLOCKED, never_blocked, normalize_address, parse_address,
+                               unblockable)
 
 
 @pytest.mark.parametrize("text, normal", [
@@ -113,3 +114,46 @@ DOTTED = st.one_of(
 @given(text=DOTTED)
 def test_fast_ipv4_path_agrees_with_ipaddress(text: str) -> None:
     assert normalize_address(text) == reference(text)
+
+
+# ------------------------------------------------- addresses never blocked
+
+NEVER = ["0.0.0.0", "0.1.2.3", "255.255.255.255", "224.0.0.1", "239.255.255.250",
+         "169.254.169.254", "::", "ff02::1", "ff05::1:3", "fe80::1", "febf:ffff::1"]
+BLOCKABLE = ["192.0.2.1", "198.51.100.7", "203.0.113.255", "2001:db8::1", "1.0.0.1",
+             "223.255.255.255", "240.0.0.1", "169.253.255.255", "fec0::1", "ff::1", "::2"]
+
+
+@pytest.mark.parametrize("address", NEVER)
+def test_unspecified_broadcast_multicast_link_local_are_never_blocked(address: str) -> None:
+    assert never_blocked(address)
+    reason = unblockable(ipaddress.ip_network(address))
+    assert reason is not None and "never blocked" in reason
+
+
+@pytest.mark.parametrize("address", BLOCKABLE)
+def test_documentation_and_ordinary_addresses_stay_blockable(address: str) -> None:
+    assert not never_blocked(address)
+    assert unblockable(ipaddress.ip_network(address)) is None
+
+
+@pytest.mark.parametrize("prefix, reason", [
+    ("0.0.0.0/0", "covers the unspecified range 0.0.0.0/8"),
+    ("::/0", "covers the unspecified range ::/128"),
+    ("224.0.0.0/3", "covers the multicast range 224.0.0.0/4"),
+    ("239.1.0.0/16", "is inside the multicast range 224.0.0.0/4"),
+    ("169.254.0.0/24", "is inside the link-local range 169.254.0.0/16"),
+    ("255.255.255.0/24", "covers the broadcast range 255.255.255.255/32"),
+    ("fe80::/64", "is inside the link-local range fe80::/10"),
+    ("ff00::/8", "is inside the multicast range ff00::/8"),
+])
+def test_no_prefix_touching_them(prefix: str, reason: str) -> None:
+    assert unblockable(ipaddress.ip_network(prefix)) == f"{reason}: never blocked"
+
+
+@given(st.integers(0, 2**32 - 1))
+@PROPERTY
+def test_the_fast_check_agrees_with_the_networks(value: int) -> None:
+    address = str(ipaddress.IPv4Address(value))
+    assert never_blocked(address) == any(ipaddress.IPv4Address(value) in network
+                                         for network in NEVER_BLOCKED)

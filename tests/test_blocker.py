@@ -321,3 +321,33 @@ def test_covering_finds_the_block_of_a_prefix() -> None:
     assert b.covering("192.0.2.7", 60).target == "192.0.2.0/24"  # its own ended
     b.block("2001:db8::/48", PERMANENT, 0)
     assert b.covering("2001:db8::1", 1e12).target == "2001:db8::/48"
+
+
+@pytest.mark.parametrize("target, message", [
+    ("0.0.0.0", "is an unspecified address"), ("255.255.255.255", "is a broadcast address"),
+    ("224.0.0.1", "is a multicast address"), ("ff02::1", "is a multicast address"),
+    ("::", "is an unspecified address"), ("fe80::1", "is a link-local address"),
+    ("0.0.0.0/0", "covers the unspecified range"), ("::/0", "covers the unspecified range"),
+    ("128.0.0.0/1", "covers the link-local range"), ("169.254.0.0/16", "link-local range"),
+    ("32.0.0.0/3", "is wider than /8"), ("2001::/15", "is wider than /16"),
+])
+def test_manual_block_refuses_addresses_never_blocked_and_huge_prefixes(
+        target: str, message: str) -> None:
+    b = Blocker()
+    with pytest.raises(ValueError, match=message):
+        b.block(target, 100, 0)
+    assert b.active == {} and b.history == {}
+    for documentation in ("192.0.2.1", "198.51.100.0/24", "203.0.113.7", "2001:db8::/32",
+                          "10.0.0.0/8"):
+        assert b.block(documentation, 100, 0).target == documentation
+
+
+def test_aggregation_never_makes_a_prefix_that_touches_them() -> None:
+    """An attacker whose aggregate would cover a never-blocked range is
+    blocked alone, as one next to an allow-listed network is."""
+    b = Blocker(BlockerConfig(aggregation=Aggregation(ipv4=8, ipv6=16)))
+    targets = {address: hammer(b, attack(address), 0) for address in
+               ("1.2.3.4", "169.1.2.3", "2001:db8::1", "::2")}
+    assert {a: block.target for a, block in targets.items() if block} == {
+        "1.2.3.4": "1.0.0.0/8", "169.1.2.3": "169.1.2.3",   # 169.0.0.0/8 holds 169.254/16
+        "2001:db8::1": "2001::/16", "::2": "::2"}           # ::/16 holds ::

@@ -31,13 +31,18 @@ def test_a_plain_block_passes_in_normal_form() -> None:
     assert g.counters.admitted == 1
 
 
-@pytest.mark.parametrize("target", ["192.0.2.3", "192.0.2.0/24", "127.0.0.1", "0.0.0.0/0",
-                                    "2001:db8:1::5", "2001:db8::/32"])
-def test_the_local_allow_list_always_wins(target: str) -> None:
+@pytest.mark.parametrize("target, refusal, counter", [
+    *[(t, "allow-listed", "allow_listed") for t in ("192.0.2.3", "192.0.2.0/24", "127.0.0.1",
+                                                    "0.0.0.0/0", "2001:db8:1::5", "2001:db8::/32")],
+    # addresses never blocked, and prefixes touching them (address.NEVER_BLOCKED)
+    *[(t, "never blocked", "invalid") for t in ("0.0.0.0", "255.255.255.255", "224.0.0.0/4",
+                                                "ff02::1", "fe80::/64", "::")]])
+def test_the_local_allow_list_always_wins_and_some_addresses_are_never_blocked(
+        target: str, refusal: str, counter: str) -> None:
     g = gate(widest_ipv4=0, widest_ipv6=0)
     admitted = g.admit(decision(target), NOW)
-    assert admitted.decision is None and "allow-listed" in admitted.refusal
-    assert g.counters.allow_listed == 1 and g.counters.admitted == 0
+    assert admitted.decision is None and refusal in admitted.refusal
+    assert getattr(g.counters, counter) == 1 and g.counters.admitted == 0
 
 
 def test_no_wider_than_the_local_aggregation() -> None:
@@ -106,3 +111,4 @@ def test_the_null_remote_delivers_nothing() -> None:
         await remote.stop()
     asyncio.run(session())
     assert delivered == [] and remote.status() == {}
+

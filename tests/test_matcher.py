@@ -54,8 +54,23 @@ def test_invalid_address_is_dropped_and_counted() -> None:
 
 def test_zone_id_is_stripped() -> None:
     m = Matcher([SASL])
-    attack = m.match(rec("warning: unknown[fe80::1%eth0]: SASL LOGIN authentication failed"), NOW)
-    assert attack is not None and attack.address == "fe80::1"
+    attack = m.match(rec("warning: unknown[2001:db8::1%eth0]: SASL LOGIN authentication failed"),
+                     NOW)
+    assert attack is not None and attack.address == "2001:db8::1"
+
+
+def test_addresses_never_blocked_are_dropped_and_counted_as_invalid() -> None:
+    """A forged record naming the unspecified, broadcast, multicast or
+    link-local address (a local `logger` suffices) blocks nothing."""
+    m = Matcher([SASL, ANY])
+    never = ["0.0.0.0", "255.255.255.255", "224.0.0.1", "::", "ff02::1", "fe80::1%eth0",
+             "::ffff:224.0.0.251", "169.254.169.254"]
+    for address in never:
+        assert m.match(rec(f"warning: unknown[{address}]: SASL LOGIN authentication failed"),
+                       NOW) is None, address
+        assert m.match(rec(f"BAD LOGIN from {address}", None), NOW) is None, address
+    assert m.invalid_addresses == 2 * len(never)
+    assert m.match(rec("BAD LOGIN from 192.0.2.1", None), NOW) is not None  # documentation: blocked
 
 
 def test_first_signature_in_order_wins() -> None:
