@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 
 from .address import normalize_address, unblockable
 from .attempts import Counted
-from .durations import PERMANENT
+from .durations import MAX_DURATION, PERMANENT
 from .matcher import Attack
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -57,10 +57,14 @@ class Policy:
     count_attempts: bool = False  # the threshold counts attacks, not their danger
 
     def duration(self, earlier_blocks: int) -> float:
+        """block_time, grown by the multiplier per earlier block up to
+        max_block_time. A permanent block_time is permanent; a grown time
+        never passes MAX_DURATION, so a permanent max_block_time cannot make
+        a duration the firewall refuses."""
         if self.block_time == PERMANENT:  # what the admin wrote, never capped
             return PERMANENT
         grown = self.block_time * self.multiplier ** min(earlier_blocks, 64)
-        return min(grown, self.max_block_time)
+        return min(grown, self.max_block_time, MAX_DURATION)
 
 
 @dataclass(frozen=True, slots=True)

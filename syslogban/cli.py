@@ -12,7 +12,7 @@ from . import __version__
 from . import config as configuration
 from .blocker import BlockerConfig
 from .check import DEFAULT_SESSIONS, check_path, default_processes, report
-from .durations import format_duration
+from .durations import format_duration, parse_duration
 from .errors import SyslogbanError
 from .examples import check_examples, check_session_examples
 from .pipeline import shorten, untagged_summary
@@ -110,7 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("block", parents=[control], help="block an address or prefix")
     p.add_argument("target", metavar="ADDR")
     p.add_argument("--for", dest="duration", metavar="DURATION", default="permanent",
-                   help="30s, 10m, 2h, 1d, 1w or permanent (default)")
+                   type=_duration_text,
+                   help="30s, 10m, 2h, 1d, 1w (at most 3650d) or permanent (default)")
     p.add_argument("--replace", action="store_true",
                    help="replace a block in force that lasts longer")
     p.set_defaults(func=_control_command)
@@ -145,6 +146,16 @@ def _parser() -> argparse.ArgumentParser:
                            help="validate rule files and run their inline examples")
     a.set_defaults(func=_rules_check)
     return parser
+
+
+def _duration_text(text: str) -> str:
+    """A duration as the daemon will read it, checked here so that a bad one
+    is refused before any daemon is asked."""
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _run(args: argparse.Namespace) -> int:

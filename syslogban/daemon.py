@@ -90,8 +90,9 @@ class Daemon:
         self.decisions.blocker.restore(active, history)
         self.enforcer.start(now)
         log.info("syslogban %s: %d signatures, backend %s, %d blocks restored, "
-                 "%d ended while stopped", __version__, len(self.engine.signatures),
-                 self.backend.name, len(active), len(ended))
+                 "%d ended while stopped, %d rows not restored", __version__,
+                 len(self.engine.signatures), self.backend.name, len(active), len(ended),
+                 self.state.skipped)
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         for sig in (signal.SIGTERM, signal.SIGINT):

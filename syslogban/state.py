@@ -10,19 +10,29 @@ Rules of this file:
 * The file is private (0600): evidence lines are log text about users.
 * The schema has a version; MIGRATIONS turns any older file into the
   current one, in order, inside one transaction each.
+* One bad row never costs the others: a block row that cannot be restored
+  (unreadable, a target that is no address or is never blocked, an end
+  beyond durations.MAX_DURATION written by an older syslogban) is skipped,
+  logged and counted, and left in the file for the admin to look at.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
 import math
 import os
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from .blocker import Block, History
+from .address import unblockable
+from .blocker import Block, History, normal_target
+from .durations import MAX_DURATION
 from .errors import SyslogbanError
+
+log = logging.getLogger("syslogban.state")
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: active blocks, and the history of everything ever blocked or scored
@@ -87,6 +97,7 @@ class State:
     def __init__(self, path: str | os.PathLike[str], durable: bool = False) -> None:
         """Opens (creating, 0600) and migrates the state file; ':memory:' keeps none."""
         self.path = str(path)
+        self.skipped = 0  # block rows load() could not restore
         try:
             if self.path != ":memory:":
                 _create_private(Path(self.path))
@@ -139,7 +150,14 @@ class State:
                        in self._db.execute("SELECT target, blocks, lifetime FROM offenders")}
         except sqlite3.Error as exc:
             raise StateError(f"state file {self.path}: cannot read: {exc}") from None
-        blocks = [_block(row) for row in rows]
+        blocks = []
+        for row in rows:
+            try:
+                blocks.append(_restorable(_block(row), now))
+            except (ValueError, TypeError, OverflowError) as exc:
+                self.skipped += 1
+                log.warning("state file %s: block row %.60r not restored: %s",
+                            self.path, row[0], exc)
         ended = [b for b in blocks if b.until <= now]
         self.remove(b.target for b in ended)
         return [b for b in blocks if b.until > now], history, ended
@@ -225,3 +243,19 @@ def _block(row: tuple[object, ...]) -> Block:
                  math.inf if until is None else float(until),  # type: ignore[arg-type]
                  str(reason), int(score), tuple(json.loads(str(signatures))),  # type: ignore[call-overload]
                  int(nth), int(lifetime), str(origin))  # type: ignore[call-overload]
+
+
+def _restorable(block: Block, now: float) -> Block:
+    """The block as stored, or ValueError saying why it cannot be restored."""
+    if normal_target(block.target) != block.target:
+        raise ValueError("not the normal spelling of an address or prefix")
+    refused = unblockable(ipaddress.ip_network(block.target))
+    if refused:
+        raise ValueError(f"{block.target} {refused}")
+    if math.isnan(block.until) or math.isnan(block.since):
+        raise ValueError("no valid time")
+    # A day's slack: the clock may have been set back since the block began.
+    if block.until != math.inf and block.until - now > MAX_DURATION + 86400:
+        raise ValueError(f"ends {block.until - now:.3g} s from now, beyond the longest "
+                         "block (10 years)")
+    return block

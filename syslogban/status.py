@@ -42,6 +42,7 @@ def render(engine: Engine, decisions: Decisions, enforcer: Enforcer, inputs: Inp
             "attempts": asdict(engine.pipeline.accountant.counters),
             "blocker": asdict(blocker.counters),
             "blocks_active": len(blocker.active),
+            "restore_skipped": enforcer.state.skipped,
             "inputs": asdict(inputs.counters),
             "addresses_tracked": blocker.tracked(),
             **asdict(enforcer.counters),

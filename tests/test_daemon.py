@@ -309,3 +309,22 @@ def test_a_bad_notify_table_is_a_configuration_error(tmp_path: Path) -> None:
                              "--state", str(tmp_path / "s.db")],
                             capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert result.returncode == 2 and "notify: exec_argv" in result.stderr
+
+
+def test_control_refuses_absurd_durations_and_targets_never_blocked(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    """Straight to the socket (the command line refuses them before): each
+    gets an error answer, nothing reaches the state, the daemon goes on."""
+    from syslogban.control import ControlError, request
+    d = start(daemons, tmp_path)
+    for target, duration, message in [
+            ("192.0.2.1", "99999999999999999999d", "longer than 3650d (10 years)"),
+            ("192.0.2.1", "100000w", "longer than 3650d"), ("192.0.2.1", 1e30, "longer than"),
+            ("0.0.0.0", "1h", "unspecified address"), ("255.255.255.255", "1h", "broadcast"),
+            ("224.0.0.1", "1h", "multicast"), ("ff02::1", "1h", "multicast"),
+            ("fe80::1", "1h", "link-local"), ("0.0.0.0/0", "1h", "covers the unspecified")]:
+        with pytest.raises(ControlError, match=re.escape(message)):
+            request(d.control, {"command": "block", "target": target, "for": duration})
+    assert d.blocks() == {}
+    assert d.ctl("block", "192.0.2.1", "--for", "3650d").returncode == 0
+    assert d.blocks()["192.0.2.1"]["duration"] == "3650d"

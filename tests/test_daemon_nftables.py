@@ -3,6 +3,7 @@ what it reports is what the kernel holds, across flushes, kills and restarts."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 from pathlib import Path
@@ -86,3 +87,32 @@ def test_running_as_nobody_with_only_net_admin_still_blocks(
     assert kernel_hosts(netns) == {"192.0.2.1"}
     assert d.ctl("block", "198.51.100.7", "--for", "1h").returncode == 0
     assert kernel_hosts(netns) == {"192.0.2.1", "198.51.100.7"}
+
+
+def test_a_row_the_firewall_would_refuse_does_not_stop_the_restore(
+        netns: str, tmp_path: Path, daemons: list[Daemon]) -> None:
+    """An older syslogban stored a block of a million years: nftables refuses
+    such a timeout, and used to refuse the whole restore with it. That row
+    is skipped and logged; every other block is restored, and new ones come."""
+    import sqlite3
+    import time
+
+    from syslogban.state import State
+    State(tmp_path / "state.db").close()
+    db = sqlite3.connect(tmp_path / "state.db")
+    now = time.time()
+    rows = [("192.0.2.10", now, now + 3600), ("192.0.2.11", now, now + 1e20),
+            ("192.0.2.12", now, None), ("224.0.0.1", now, now + 3600)]
+    db.executemany("INSERT INTO blocks (target, since, until, reason, score, signatures, nth,"
+                   " lifetime, evidence) VALUES (?, ?, ?, 'manual', 0, '[]', 1, 0, '[]')", rows)
+    db.commit()
+    db.close()
+    d = run_nft(netns, tmp_path, daemons)
+    assert kernel_hosts(netns) == {"192.0.2.10", "192.0.2.12"}
+    assert set(d.blocks()) == {"192.0.2.10", "192.0.2.12"}
+    log = d.log.read_text()
+    assert "'192.0.2.11' not restored: ends 1e+20 s from now" in log
+    assert "'224.0.0.1' not restored" in log and "2 rows not restored" in log
+    assert json.loads(d.ctl_json("status"))["counters"]["restore_skipped"] == 2
+    d.send(attack_lines("192.0.2.1"))
+    d.wait_for(lambda: "192.0.2.1" in kernel_hosts(netns), "a new block")

@@ -92,3 +92,35 @@ def test_memory_state_for_dry_runs() -> None:
     state = State(":memory:")
     state.record([(B1, [])], {})
     assert state.count() == 1
+
+
+def test_a_restore_skips_logs_and_counts_rows_it_cannot_restore(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An older syslogban took a block of a million years; a hand-edited or
+    damaged file holds worse. Those rows are skipped, each logged, and
+    counted; every other block comes back."""
+    state = State(tmp_path / "state.db")
+    state.record([(B1, []), (B2, [])], {})
+    state.close()
+    db = sqlite3.connect(tmp_path / "state.db")
+    bad = [("198.51.100.1", 100.0, 150.0 + 1e20), ("198.51.100.2", 100.0, 150.0 + 3660 * 86400),
+           ("mail.example.org", 100.0, 220.0), ("224.0.0.1", 100.0, None),
+           ("0.0.0.0/0", 100.0, 220.0), ("::FFFF:192.0.2.9", 100.0, 220.0),
+           ("198.51.100.3", "soon", 220.0)]
+    db.executemany("INSERT INTO blocks (target, since, until, reason, score, signatures, nth,"
+                   " lifetime, evidence) VALUES (?, ?, ?, 'manual', 0, '[]', 1, 0, '[]')", bad)
+    db.execute("INSERT INTO blocks (target, since, until, reason, score, signatures, nth,"
+               " lifetime, evidence) VALUES ('198.51.100.4', 100, 220, 'score', 30, 'not json',"
+               " 1, 30, '[]')")
+    db.commit()
+    db.close()
+    again = State(tmp_path / "state.db")
+    with caplog.at_level("WARNING", logger="syslogban.state"):
+        active, _, ended = again.load(now=150.0)
+    assert sorted(active, key=lambda b: b.target) == [B1, B2] and ended == []
+    assert again.skipped == len(bad) + 1
+    logged = caplog.text
+    for target, *_ in bad:
+        assert f"block row {target!r} not restored" in logged
+    assert "beyond the longest block" in logged and "never blocked" in logged
+    assert again.count() == 2 + len(bad) + 1  # left in the file for the admin
