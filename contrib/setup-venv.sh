@@ -205,10 +205,8 @@ if [[ -n $can_install ]]; then
     mapfile -t missing < <(missing_of "${packages[@]}")
     if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
     for entry in "${unpacked[@]}"; do
-        set -f  # an entry is words, its !GLOBs not file names
-        # shellcheck disable=SC2086
-        unpack $entry
-        set +f
+        read -ra words <<<"$entry"  # words; its !GLOBs are no file names
+        unpack "${words[@]}"
     done
     disable_services "${services[@]}"
     for script in "${prepare[@]}"; do
