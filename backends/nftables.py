@@ -175,8 +175,9 @@ class NftablesBackend(Backend):
         return held
 
     def stop(self, flush: bool = False) -> None:
-        if flush:
-            self._script(f"delete table inet {self.table}", "removing the table")
+        if flush:  # "add" first: one transaction that also succeeds when there is none
+            self._script(f"add table inet {self.table}\ndelete table inet {self.table}",
+                         "removing the table")
 
     # -------------------------------------------------------------- helpers
 

@@ -18,14 +18,14 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import BinaryIO, TextIO
+from dataclasses import asdict, dataclass, field
+from typing import Any, BinaryIO, TextIO
 
 from .attempts import Accountant, Counted
 from .blocker import Block, Blocker, BlockerConfig, Policy
 from .correlation import DEFAULT_SIZE as DEFAULT_SESSIONS
 from .correlation import CorrelationCounters, Correlator
+from .display import human_duration, local_time, printable, table
 from .durations import PERMANENT, format_duration
 from .framing import LineFramer
 from .matcher import Attack, Matcher
@@ -339,6 +339,44 @@ def default_processes() -> int:
     return max(1, min(len(os.sched_getaffinity(0)), 4))
 
 
+def print_lines(path: str, linenos: set[int], out: TextIO, *, matched: bool,
+                missed: bool) -> None:
+    """fail2ban-regex's --print-all-matched / --print-all-missed: the lines of
+    `path` whose number is in `linenos` (matched) or not (missed), made printable."""
+    shown = {True: [], False: []}  # type: dict[bool, list[str]]
+    with open(path, "rb") as stream:
+        for number, line in enumerate(stream, start=1):
+            hit = number in linenos
+            if (matched and hit) or (missed and not hit):
+                text = printable(line.rstrip(b"\r\n").decode("utf-8", "backslashreplace"))
+                shown[hit].append(f"{number:>8}  {text}")
+    for hit, wanted, what in ((True, matched, "matched"), (False, missed, "missed")):
+        if wanted:
+            print(f"{what} lines ({len(shown[hit])})", file=out)
+            for line in shown[hit]:
+                print(line, file=out)
+
+
+def summary(name: str, result: CheckResult, signatures: Sequence[Signature]) -> dict[str, Any]:
+    """What `report` prints, as data (`syslogban check --json`)."""
+    c = result.counters
+    data: dict[str, Any] = {
+        "input": name, "lines": c.lines, "parsed": c.parsed, "rejected": dict(c.rejected),
+        "attacks": dict(c.attacks.most_common()), "addresses": len(result.addresses),
+        "invalid_addresses": result.invalid_addresses, "signatures": len(signatures),
+        "scanner": result.engine, "processes": result.processes,
+        "sessions": asdict(result.correlation), "untagged": c.untagged,
+        "attempts": sum(result.attempts.values()),
+        "top_addresses": {address: {"lines": lines, "attempts": result.attempts[address]}
+                          for address, lines in result.addresses.most_common(TOP_ADDRESSES)}}
+    if result.replay is not None:
+        data["replay"] = {"undated": result.replay.undated, "blocks": [
+            {"target": b.target, "since": b.since, "until": None if b.permanent else b.until,
+             "nth": b.nth, "score": b.score, "signatures": list(b.signatures)}
+            for b in result.replay.blocks]}
+    return data
+
+
 def report(name: str, result: CheckResult, signatures: Sequence[Signature],
            out: TextIO) -> None:
     c = result.counters
@@ -385,14 +423,13 @@ def _report_replay(replay: Replay, out: TextIO) -> None:
     if replay.undated:
         print(f"  {replay.undated} attacks before the first dated record were not "
               "replayed", file=out)
-    for block in replay.blocks:
-        # Times in this machine's zone, with its offset: the records' own offsets
-        # (or this zone, for records that name none) decided the order and windows.
-        when = datetime.fromtimestamp(block.since).astimezone().isoformat(
-            sep=" ", timespec="seconds")
-        print(f"  {when}  {block.target:<39}  block #{block.nth} for "
-              f"{format_duration(block.until - block.since)}  score {block.score}  "
-              f"{', '.join(block.signatures)}", file=out)
+    # Times in this machine's zone: the records' own offsets (or this zone, for
+    # records that name none) decided the order and windows.
+    rows = [(local_time(b.since), b.target, b.nth, human_duration(b.until - b.since), b.score,
+             b.signatures) for b in replay.blocks]
+    if rows:
+        for line in table(("STARTED", "TARGET", "NTH", "FOR", "SCORE", "SIGNATURES"), rows):
+            print(f"  {line}", file=out)
 
 
 def describe_policy(policy: Policy) -> str:

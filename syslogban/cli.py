@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO, Any
 
-from . import __version__
+from . import __version__, display
 from . import config as configuration
 from .blocker import BlockerConfig
-from .check import DEFAULT_SESSIONS, check_path, default_processes, report
-from .durations import format_duration, parse_duration
+from .check import (DEFAULT_SESSIONS, check_path, default_processes, print_lines, report,
+                    summary)
+from .durations import parse_duration
 from .errors import SyslogbanError
 from .examples import check_examples, check_session_examples
-from .pipeline import shorten, untagged_summary
 from .record import DEFAULT_MAX_SIZE
 from .signatures import Signature, load_rules, load_session_examples, make_signature, select
 
@@ -25,12 +30,13 @@ class UsageError(SyslogbanError):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = make_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except SyslogbanError as exc:
-        print(f"syslogban: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # a configuration: one line per problem
+            print(f"syslogban: error: {line}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"syslogban: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
@@ -42,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def make_parser() -> argparse.ArgumentParser:
+    """The whole command line; also the source of the man page and shell completion."""
     parser = argparse.ArgumentParser(
         prog="syslogban", description="Blocks mail-server attackers from syslog records.")
     parser.add_argument("--version", action="version", version=f"syslogban {__version__}")
@@ -57,15 +64,22 @@ def _parser() -> argparse.ArgumentParser:
                            help="turn on signatures that are off by default (repeatable)")
     selection.add_argument("--disable", metavar="ID|SERVICE|all", action="append", default=[],
                            help="turn signatures off (repeatable)")
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true",
+                         help="print the answer as JSON, for scripts")
 
     p = commands.add_parser(
-        "check", parents=[rules_options, selection],
+        "check", parents=[rules_options, selection, as_json],
         help="show what syslogban recognises in a log file",
         description="Reads a log (FILE, or - for stdin) and reports which records matched "
                     "which signature, what was rejected and why, and the top addresses.")
     p.add_argument("file", metavar="FILE|-")
     p.add_argument("--jsonl", action="store_true",
                    help="print one JSON object per attack on stdout (summary on stderr)")
+    p.add_argument("--print-matched", action="store_true",
+                   help="print the lines that matched (with their numbers)")
+    p.add_argument("--print-missed", action="store_true",
+                   help="print the lines that matched nothing (with their numbers)")
     p.add_argument("--replay", action="store_true",
                    help="run the scoring over the log's own timestamps (the default "
                         "policy, or the one of --config)")
@@ -73,7 +87,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="with --replay: replay this configuration's policy (scoring, "
                         "services, allow-list; also its rules, enable and disable)")
     p.add_argument("--pattern", metavar="REGEX", action="append", default=[],
-                   help="test an ad-hoc pattern with <ADDR> instead of the rules (repeatable)")
+                   help="test an ad-hoc pattern instead of the rules (repeatable): a Python "
+                        "regular expression with <ADDR> (or fail2ban's <HOST>; both take "
+                        "literal IPv4/IPv6 addresses only, never host names), anchored at "
+                        "the start of the message, after the program tag and pid: write "
+                        "'warning: \\S+\\[<ADDR>\\]: SASL', not the date or host name")
     p.add_argument("--program", metavar="TAG", action="append", default=[],
                    help="program tag (glob) the --pattern applies to (repeatable; "
                         "default: any record)")
@@ -95,18 +113,34 @@ def _parser() -> argparse.ArgumentParser:
     configuration.add_flags(p)
     p.set_defaults(func=_run)
 
-    control = argparse.ArgumentParser(add_help=False)
+    p = commands.add_parser("config", help="check or show the configuration")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser(
+        "check", parents=[as_json], help="check the configuration as 'run' would load it",
+        description="Loads the configuration exactly as 'syslogban run' would (the same "
+                    "flags, the rules, the firewall driver with its options) and lists "
+                    "every problem, one line each: file, key, reason. Exit status 0 when "
+                    "'run' would start, 2 when it would refuse.")
+    configuration.add_flags(a)
+    a.set_defaults(func=_config_check)
+    a = actions.add_parser(
+        "show", parents=[as_json], help="print the configuration in effect as TOML",
+        description="Prints the configuration 'syslogban run' would use with these "
+                    "flags, as a TOML file: every key with its value (defaults "
+                    "included) and each per-service policy in full.")
+    configuration.add_flags(a)
+    a.set_defaults(func=_config_show)
+
+    control = argparse.ArgumentParser(add_help=False, parents=[as_json])
     control.add_argument("--control", metavar="PATH",
                          help="the daemon's control socket (default: from --config, "
                               "else /run/syslogban/control.sock)")
     control.add_argument("--config", metavar="FILE", help="read the control path from here")
     for name, text in (("status", "show the running daemon's configuration and counters"),
-                       ("reload", "reload rules, allow-list and configuration")):
+                       ("reload", "reload rules, allow-list and configuration"),
+                       ("list", "list active blocks: since, until, time left")):
         p = commands.add_parser(name, parents=[control], help=text)
         p.set_defaults(func=_control_command)
-    p = commands.add_parser("list", parents=[control], help="list active blocks")
-    p.add_argument("--json", action="store_true", help="as JSON")
-    p.set_defaults(func=_control_command)
     p = commands.add_parser("block", parents=[control], help="block an address or prefix")
     p.add_argument("target", metavar="ADDR")
     p.add_argument("--for", dest="duration", metavar="DURATION", default="permanent",
@@ -128,21 +162,32 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--dsn", required=True, metavar="URI",
                    help="libpq URI, e.g. postgresql://syslogban@db.example.org/syslogban")
     a.set_defaults(func=_fleet_init)
-    a = actions.add_parser("status", help="the hosts, their last contact and backlog")
+    a = actions.add_parser("status", parents=[as_json],
+                           help="the hosts, their last contact and backlog")
     a.add_argument("--dsn", metavar="URI", help="default: [fleet] dsn of --config")
     a.add_argument("--config", metavar="FILE", help="read the dsn from here")
-    a.add_argument("--json", action="store_true", help="as JSON")
     a.set_defaults(func=_fleet_status)
+
+    p = commands.add_parser(
+        "flush", help="take syslogban's blocks out of the firewall (the daemon stopped)",
+        description="Removes what syslogban put into the firewall (nftables: its table; "
+                    "ipset: the sets' elements; pf, ipfw: the table's entries), as "
+                    "flush_on_exit does at a stop. The daemon must be stopped; its state is "
+                    "kept, so the next start puts the active blocks back. Package removal "
+                    "runs it.")
+    p.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
+    p.set_defaults(func=_flush)
 
     p = commands.add_parser("rules", help="list, show or check signatures")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    a = actions.add_parser("list", parents=[rules_options, selection],
+    a = actions.add_parser("list", parents=[rules_options, selection, as_json],
                            help="list signatures and whether they are in use")
     a.set_defaults(func=_rules_list)
-    a = actions.add_parser("show", parents=[rules_options], help="print a signature as loaded")
+    a = actions.add_parser("show", parents=[rules_options, as_json],
+                           help="print a signature as loaded")
     a.add_argument("id")
     a.set_defaults(func=_rules_show)
-    a = actions.add_parser("check", parents=[rules_options],
+    a = actions.add_parser("check", parents=[rules_options, as_json],
                            help="validate rule files and run their inline examples")
     a.set_defaults(func=_rules_check)
     return parser
@@ -160,7 +205,43 @@ def _duration_text(text: str) -> str:
 
 def _run(args: argparse.Namespace) -> int:
     from .daemon import run
+    _checked_config(args)
     return run(args.config, args)
+
+
+def _checked_config(args: argparse.Namespace) -> configuration.Config:
+    """The configuration `run` would use, or ConfigError with every problem."""
+    from .preflight import problems
+    config, found = configuration.read(args.config, args)
+    found += problems(config)
+    if found:
+        raise configuration.ConfigError("\n".join(map(str, found)))
+    return config
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from .preflight import problems
+    config, found = configuration.read(args.config, args)
+    found += problems(config)
+    if args.json:
+        _print_json({"source": config.source, "ok": not found,
+                     "problems": [{"where": p.where, "key": p.key, "reason": p.reason}
+                                  for p in found]})
+    elif not found:
+        own = ", ".join(config.services) or "none"
+        print(f"{config.source}: ok (backend {config.backend}, per-service policies: {own})")
+    for problem in found if not args.json else ():
+        print(f"syslogban: error: {problem}", file=sys.stderr)
+    return 2 if found else 0
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    config = _checked_config(args)
+    if args.json:
+        _print_json(config.effective())
+    else:
+        print(config.toml(), end="")
+    return 0
 
 
 def _control_command(args: argparse.Namespace) -> int:
@@ -173,72 +254,27 @@ def _control_command(args: argparse.Namespace) -> int:
         command["for"] = args.duration
         command["replace"] = args.replace
     answer = request(path, command)
-    if args.command == "list" and not args.json:
-        _print_blocks(answer["blocks"])
-    elif args.command == "status":
-        _print_status(answer)
-    elif args.command == "why":
-        _print_why(answer)
+    answer.pop("ok", None)
+    if args.json:
+        _print_json(answer)
     else:
-        answer.pop("ok")
-        print(json.dumps(answer, indent=2 if args.command != "list" else None))
+        print(_HUMAN[args.command](answer, time.time()), end="")
     return 0
 
 
-def _print_blocks(blocks: list[dict[str, object]]) -> None:
-    for b in blocks:
-        print(f"{b['target']:<39}  {b['reason']:<9}  {b['duration']:>9}  "
-              f"score {b['score']:<4}  {', '.join(b['signatures'])}")  # type: ignore[arg-type]
-    print(f"{len(blocks)} active blocks")
+_HUMAN: dict[str, Callable[[dict[str, Any], float], str]] = {
+    "status": lambda answer, now: display.status(answer),
+    "list": lambda answer, now: display.blocks(answer["blocks"], now),
+    "why": display.why,
+    "block": lambda answer, now: display.blocked(answer["block"], now),
+    "unblock": lambda answer, now: f"unblocked {answer['unblocked']}\n",
+    "reload": lambda answer, now: f"reloaded: {answer['signatures']} signatures in use\n",
+}
 
 
-def _print_status(answer: dict[str, object]) -> None:
-    c: dict[str, object] = answer["counters"]  # type: ignore[assignment]
-    cfg: dict[str, object] = answer["config"]  # type: ignore[assignment]
-    print(f"syslogban {answer['version']}, up {format_duration(float(answer['uptime']))}, "  # type: ignore[arg-type]
-          f"backend {answer['backend']}, {answer['signatures']} signatures")
-    print(f"scoring   threshold {cfg['threshold']} (attempts {cfg['attempts'] or 'off'}) "
-          f"within {cfg['window']}s; block {cfg['block_time']}s x{cfg['multiplier']} "
-          f"up to {cfg['max_block_time']}s; blacklist {cfg['blacklist'] or 'off'}")
-    print(f"records   {c['records_read']} read, {c['records_parsed']} parsed, "
-          f"rejected {c['records_rejected'] or 0}, filtered {c['records_filtered']}")
-    if c.get("records_untagged"):
-        print(f"untagged  {untagged_summary(int(c['records_untagged']))}")  # type: ignore[call-overload]
-        print(f"  e.g. {shorten(str(c['untagged_sample']))}")
-    print(f"attacks   {c['attacks'] or 0}")
-    print(f"blocks    {c['blocks_active']} active, blocker {c['blocker']}")
-    print(f"firewall  {c['batches']} batches, {c['backend_errors']} errors, "
-          f"{c['repairs']} repairs; state errors {c['state_errors']}")
-    print(f"inputs    {c['inputs']}")
-    print("rule files " + ", ".join(answer["rule_files"]))  # type: ignore[arg-type]
-    print("allow      " + ", ".join(answer["allow"]))  # type: ignore[arg-type]
-    print("config    " + json.dumps(cfg))
-
-
-def _print_why(answer: dict[str, object]) -> None:
-    print(f"{answer['target']}{'  (allow-listed: never blocked)' if answer['allowed'] else ''}")
-    block = answer.get("block")
-    if block:
-        covered = f" (as part of {answer['covered_by']})" if answer.get("covered_by") else ""
-        print(f"blocked   {block['reason']} for {block['duration']}{covered}, score "  # type: ignore[index]
-              f"{block['score']}, block #{block['nth']}: {', '.join(block['signatures'])}")  # type: ignore[index]
-    else:
-        print("blocked   no")
-    if answer.get("history"):
-        print(f"history   {answer['history']}")
-    attempts: dict[str, int] = answer.get("attempts") or {}  # type: ignore[assignment]
-    if attempts:
-        print("attempts  " + ", ".join(f"{n} {service}" for service, n in sorted(attempts.items()))
-              + " (within the window)")
-    groups: list[dict[str, object]] = answer.get("per_attempt") or []  # type: ignore[assignment]
-    if groups:
-        for group in groups:  # the lines of one attempt together
-            print(f"  attempt of line {group['attempt']} ({group['service']}):")
-            for line in group["lines"]:  # type: ignore[attr-defined]
-                print(f"    {line}")
-    else:
-        for line in answer.get("evidence") or []:  # type: ignore[attr-defined]
-            print(f"  {line}")
+def _print_json(data: object) -> None:
+    """Indented JSON; never NaN or Infinity (not JSON): the daemon says `permanent`."""
+    print(json.dumps(data, indent=2, allow_nan=False, ensure_ascii=False))
 
 
 def _fleet_init(args: argparse.Namespace) -> int:
@@ -254,14 +290,30 @@ def _fleet_status(args: argparse.Namespace) -> int:
         raise UsageError("no fleet configured: give --dsn or a [fleet] dsn in --config")
     answer = status(dsn)
     if args.json:
-        print(json.dumps(answer, indent=2))
+        _print_json(answer)
         return 0
     print(f"fleet schema version {answer['version']}, {len(answer['hosts'])} hosts, "
           f"{answer['active_decisions']} active decisions, "
           f"{answer['events_last_hour']} events in the last hour")
-    for h in answer["hosts"]:
-        print(f"{h['name']:<32} last contact {h['last_contact']}  backlog {h['backlog']}  "
-              f"events sent {h['last_seq']}")
+    print("\n".join(display.table(("HOST", "LAST CONTACT", "BACKLOG", "EVENTS SENT"),
+                                  [(h["name"], h["last_contact"], h["backlog"], h["last_seq"])
+                                   for h in answer["hosts"]])))
+    return 0
+
+
+def _flush(args: argparse.Namespace) -> int:
+    from .backends import create
+    from .control import ControlError, request
+    config = configuration.load(args.config)
+    try:
+        request(config.control, {"command": "status"}, timeout=5)
+    except ControlError:
+        pass  # nobody answers: stopped
+    else:
+        raise UsageError(f"syslogban is running ({config.control} answers): stop it first, "
+                         "or it would put its blocks back at its next firewall check")
+    create(config.backend, **config.backend_options).stop(flush=True)
+    print(f"syslogban's blocks removed from the firewall ({config.backend})")
     return 0
 
 
@@ -287,7 +339,7 @@ def _check(args: argparse.Namespace) -> int:
         args.disable = [*config.disable, *args.disable]
     if args.pattern:
         active = [make_signature(f"pattern.{n}", "pattern", "ad-hoc --pattern",
-                                 tuple(args.program), text)
+                                 tuple(args.program), text.replace("<HOST>", "<ADDR>"))
                   for n, text in enumerate(args.pattern, start=1)]
     else:
         active = _signatures(args)[1]
@@ -295,36 +347,79 @@ def _check(args: argparse.Namespace) -> int:
     if args.replay:
         policy = (BlockerConfig() if config is None else
                   config.blocker(configuration.resolve_allow(config.allow)))
-    result = check_path(args.file, active, jsonl=sys.stdout if args.jsonl else None,
-                        replay=policy, max_size=args.max_record_size,
-                        scanner_engine=args.scanner, sessions=args.sessions,
-                        processes=args.processes)
     name = "<stdin>" if args.file == "-" else args.file
-    report(name, result, active, sys.stderr if args.jsonl else sys.stdout)
+    out = sys.stderr if args.jsonl else sys.stdout
+    with contextlib.ExitStack() as stack:
+        path, detections = args.file, sys.stdout if args.jsonl else None
+        if args.print_matched or args.print_missed:  # the lines are read twice
+            if path == "-":
+                path = stack.enter_context(_copy_of_stdin()).name
+            detections = stack.enter_context(tempfile.TemporaryFile("w+", encoding="ascii"))
+        result = check_path(path, active, jsonl=detections,
+                            replay=policy, max_size=args.max_record_size,
+                            scanner_engine=args.scanner, sessions=args.sessions,
+                            processes=args.processes)
+        if detections is not None and detections is not sys.stdout:
+            detections.seek(0)
+            matched = _linenos(detections, sys.stdout if args.jsonl else None)
+            print_lines(path, matched, out, matched=args.print_matched,
+                        missed=args.print_missed)
+    if args.json:
+        print(json.dumps(summary(name, result, active), indent=2, allow_nan=False), file=out)
+    else:
+        report(name, result, active, out)
     return 0
+
+
+def _copy_of_stdin() -> IO[bytes]:
+    copy = tempfile.NamedTemporaryFile("w+b")
+    shutil.copyfileobj(sys.stdin.buffer, copy)
+    copy.flush()
+    return copy
+
+
+def _linenos(detections: IO[str], jsonl: IO[str] | None) -> set[int]:
+    """The line numbers of the detections (JSON lines), passed on to `jsonl` if asked."""
+    linenos = set()
+    for line in detections:
+        linenos.add(json.loads(line)["lineno"])
+        if jsonl is not None:
+            jsonl.write(line)
+    return linenos
 
 
 def _rules_list(args: argparse.Namespace) -> int:
     loaded, active = _signatures(args)
     in_use = {s.id for s in active}
-    for s in loaded:
-        state = "on " if s.id in in_use else "off"
-        print(f"{state}  {s.id:<40} danger {s.danger:<4} {s.description}")
-    print(f"{len(in_use)} of {len(loaded)} signatures in use")
+    rows = [{"id": s.id, "service": s.service, "in_use": s.id in in_use,
+             "enabled_by_default": s.enabled, "danger": s.danger,
+             "description": s.description} for s in loaded]
+    if args.json:
+        _print_json(rows)
+    else:
+        print(display.signatures(rows), end="")
     return 0
 
 
 def _rules_show(args: argparse.Namespace) -> int:
     for s in load_rules(args.rules):
         if s.id == args.id:
-            print(f"id           {s.id}\nservice      {s.service}\n"
-                  f"description  {s.description}\nsource       {s.source}\n"
-                  f"enabled      {'yes' if s.enabled else 'no (turn on with --enable)'}\n"
-                  f"danger       {s.danger}\nprograms     {', '.join(s.programs) or '(any)'}\n"
-                  f"pattern      {s.pattern}\nliteral      {s.literal!r}"
-                  f"{' (any case)' if s.caseless else ''}")
-            for e in s.examples:
-                print(f"{e.kind:<15}{e.address or '-':<16} {e.line}")
+            facts = {"id": s.id, "service": s.service, "description": s.description,
+                     "source": s.source, "enabled": s.enabled, "danger": s.danger,
+                     "programs": list(s.programs), "pattern": s.pattern,
+                     "literal": s.literal, "caseless": s.caseless,
+                     "examples": [{"kind": e.kind, "address": e.address, "line": e.line}
+                                  for e in s.examples]}
+            if args.json:
+                _print_json(facts)
+                return 0
+            shown = {**facts, "enabled": "yes" if s.enabled else "no (turn on with --enable)",
+                     "programs": ", ".join(s.programs) or "(any)",
+                     "literal": json.dumps(s.literal) + (" (any case)" if s.caseless else "")}
+            del shown["caseless"], shown["examples"]
+            print("\n".join(display.sections(shown)))
+            print("\n".join(display.table(("EXAMPLE", "ADDRESS", "LINE"),
+                                          [(e.kind, e.address, e.line) for e in s.examples])))
             return 0
     raise UsageError(f"no signature '{args.id}' (see 'syslogban rules list')")
 
@@ -335,13 +430,15 @@ def _rules_check(args: argparse.Namespace) -> int:
     sessions = load_session_examples(args.rules)
     failures = check_examples(loaded) + check_session_examples(loaded, sessions)
     examples = sum(len(s.examples) for s in loaded)
-    for failure in failures:
-        print(failure)
     # Risky constructs (ReDoS) are warnings: they never change the exit status.
     warnings = [f"{s.source}: {s.id}: warning: {risk}" for s in loaded for risk in risks(s)]
-    for warning in warnings:
-        print(warning)
-    print(f"{len(loaded)} signatures, {examples} examples, {len(sessions)} session examples, "
-          f"{len(failures)} failed, "
-          f"{len(warnings)} warnings")
+    if args.json:
+        _print_json({"signatures": len(loaded), "examples": examples,
+                     "session_examples": len(sessions),
+                     "failures": [str(f) for f in failures], "warnings": warnings})
+    else:
+        for line in [*map(str, failures), *warnings]:
+            print(line)
+        print(f"{len(loaded)} signatures, {examples} examples, {len(sessions)} session "
+              f"examples, {len(failures)} failed, {len(warnings)} warnings")
     return 1 if failures else 0

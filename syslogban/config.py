@@ -1,9 +1,10 @@
 """Configuration: one TOML file, every key also a command-line flag.
 
 Rules of this file:
-* OPTIONS is the one table of keys: name, type, default, help. The file
-  reader, the flags of `syslogban run`, the effective configuration shown by
-  `status` and contrib/syslogban.toml all follow it.
+* SCHEMA declares every table of the file and every key (schema.py is the
+  vocabulary): kind, default, help. The file reader, the flags of `syslogban
+  run`, `syslogban config check` / `config show`, the effective configuration
+  shown by `status` and contrib/syslogban.toml all follow it.
 * Defaults work with no file at all. Precedence: defaults < file < flags.
 * A bad value is reported with the key (and file) and why; it never half-applies.
 * It resolves nothing over the network itself: names in `allow` are resolved
@@ -15,264 +16,290 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
-import math
 import platform
 import re
 import socket
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .blocker import LOOPBACK, Aggregation, BlockerConfig, Network, Policy
 from .correlation import DEFAULT_SIZE, DEFAULT_TTL
-from .crowdsec.settings import CrowdSecSettings
-from .durations import PERMANENT, format_duration, parse_duration
+from .crowdsec.settings import CROWDSEC
+from .durations import PERMANENT, format_duration
 from .errors import SyslogbanError
-from .fleet.settings import FleetSettings
+from .fleet.settings import FLEET
 from .record import DEFAULT_MAX_SIZE, FACILITIES
+from .schema import (
+    BOOL,
+    check_tables,
+    NETWORKS,
+    NETWORKS_OR_NAMES,
+    POSITIVE_DURATION,
+    TEXT,
+    TEXTS,
+    Kind,
+    Option,
+    Problem,
+    Table,
+    choice,
+    complete,
+    duration,
+    merge,
+    number,
+    parse,
+    render,
+    show,
+    shown,
+    texts_each,
+    whole,
+)
 
 log = logging.getLogger("syslogban.config")
 
 
-class ConfigError(SyslogbanError):
-    """A configuration that cannot be used, with the key and the reason."""
+class ConfigError(SyslogbanError, ValueError):
+    """A configuration that cannot be used: every problem, one per line, with the
+    file, the key and the reason."""
 
 
-def _int(minimum: int, maximum: int) -> Callable[[Any], int]:
-    def parse(value: Any) -> int:
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
-        if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
-            raise ValueError(f"must be a whole number from {minimum} to {maximum}")
-        return value
-    return parse
+def _listen_url(url: str) -> None:
+    kind, sep, where = url.partition("://")
+    if not sep or kind not in ("udp", "tcp", "unix") or not where:
+        raise ValueError(f"{shown(url)}: write udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH")
+    if kind == "unix":
+        if not where.startswith("/"):
+            raise ValueError(f"{shown(url)}: the path must be absolute (unix:///run/...)")
+        return
+    host, _, port = where.rpartition(":")
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        if not 0 < int(port) < 65536:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"{shown(url)}: HOST must be an IP address and PORT 1-65535 "
+                         "(e.g. udp://127.0.0.1:5514, tcp://[::1]:5514)") from None
 
 
-def _float(minimum: float, maximum: float) -> Callable[[Any], float]:
-    def parse(value: Any) -> float:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = math.nan
-        if not minimum <= number <= maximum:  # also false for nan
-            raise ValueError(f"must be a number from {minimum:g} to {maximum:g}")
-        return number
-    return parse
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("yes", "true", "on", "1", "no", "false",
-                                                     "off", "0"):
-        return value.lower() in ("yes", "true", "on", "1")
-    raise ValueError("must be true or false")
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    return value
-
-
-def _texts(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [v for v in value.split(",") if v.strip()]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ValueError("must be a list of strings")
-    return tuple(v.strip() for v in value)
-
-
-def _duration(value: Any) -> float:
-    return parse_duration(value)
-
-
-def _facilities(value: Any) -> tuple[str, ...]:
-    names = _texts(value)
-    unknown = [n for n in names if n not in FACILITIES]
-    if unknown:
-        raise ValueError(f"unknown facility {', '.join(unknown)} (one of {', '.join(FACILITIES)})")
-    return names
-
-
-def _listen_urls(value: Any) -> tuple[str, ...]:
-    urls = _texts(value)
-    for url in urls:
-        kind, sep, where = url.partition("://")
-        if not sep or kind not in ("udp", "tcp", "unix") or not where:
-            raise ValueError(f"{url!r}: write udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH")
-        if kind == "unix":
-            if not where.startswith("/"):
-                raise ValueError(f"{url!r}: the path must be absolute (unix:///run/...)")
-            continue
-        host, _, port = where.rpartition(":")
-        try:
-            ipaddress.ip_address(host.strip("[]"))
-            if not 0 < int(port) < 65536:
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"{url!r}: HOST must be an IP address and PORT 1-65535 "
-                             "(e.g. udp://127.0.0.1:5514, tcp://[::1]:5514)") from None
-    return urls
+def _facility(name: str) -> None:
+    if name not in FACILITIES:
+        raise ValueError(f"unknown facility {name} (one of {', '.join(FACILITIES)})")
 
 
 def _octal(value: Any) -> str:
     text = str(value)
     if not text.isdigit() or not set(text) <= set("01234567") or int(text, 8) > 0o777:
-        raise ValueError("must be an octal mode such as 0660")
+        raise ValueError(f"must be an octal mode such as \"0660\", not {shown(value)}")
     return text
 
 
 def _blacklist(value: Any) -> int | None:
     if value is False or value == 0 or value == "off":
         return None
-    return _int(1, 10**9)(value)
+    return int(whole(1, 10**9).parse(value))
 
 
-def _level(value: Any) -> str:
-    name = _text(value).upper()
-    if name not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        raise ValueError("must be debug, info, warning or error")
-    return name
+# RFC 5322 dot-atom addresses, ASCII only: no quotes, spaces, commas or line breaks,
+# so that an address can never add a header or a recipient.
+_MAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*",
+                   re.ASCII)
+_HOST = re.compile(r"[A-Za-z0-9._:-]+", re.ASCII)
 
 
-@dataclass(frozen=True, slots=True)
-class Option:
-    key: str
-    parse: Callable[[Any], Any]
-    default: Any
-    help: str
-    flag: str = ""        # default: --key with dashes
-    metavar: str = "VALUE"
-    repeat: bool = False  # a list flag given several times
+def _mail_address(text: str) -> None:
+    if not _MAIL.fullmatch(text):
+        raise ValueError(f"{shown(text)} is not a mail address such as root@example.org")
 
-    @property
-    def flags(self) -> str:
-        return self.flag or "--" + self.key.replace("_", "-")
+
+def _mail_from(value: Any) -> str:
+    text = TEXT.parse(value)
+    if text:
+        _mail_address(text)
+    return text
+
+
+def _host(value: Any) -> str:
+    if not isinstance(value, str) or not _HOST.fullmatch(value):
+        raise ValueError(f"{shown(value)} is not a host name or address")
+    return value
+
+
+def _argv(value: Any) -> tuple[str, ...]:
+    argv = TEXTS.parse(value)
+    if argv and not argv[0].startswith("/"):
+        raise ValueError(f"the program must be an absolute path, not {shown(argv[0])} "
+                         "(it is run without a shell or PATH)")
+    if any("\0" in arg for arg in argv):
+        raise ValueError("an argument holds a NUL character")
+    return argv
+
+
+DURATION = duration()
+LISTEN_URLS = texts_each(_listen_url)
+FACILITY_NAMES = texts_each(_facility)
+OCTAL = Kind(_octal)
+BLACKLIST = Kind(_blacklist, lambda value: value or 0)
+LEVEL = Kind(lambda value: choice("debug", "info", "warning", "error").parse(value).upper(),
+             str.lower)  # logging wants INFO, the admin writes info
+MAIL_ADDRESSES = texts_each(_mail_address)
+MAIL_FROM = Kind(_mail_from)
+HOST = Kind(_host)
+ARGV = Kind(_argv, list)
 
 
 OPTIONS: tuple[Option, ...] = (
     # inputs
-    Option("stdin", _bool, False, "read records from standard input (a syslog pipe)",
+    Option("stdin", BOOL, False, "read records from standard input (a syslog pipe)",
            metavar="BOOL"),
-    Option("omprog", _bool, False,
+    Option("omprog", BOOL, False,
            "be rsyslog's omprog child: read records on stdin, confirm each (confirmMessages)",
            metavar="BOOL"),
-    Option("listen", _listen_urls, (),
+    Option("listen", LISTEN_URLS, (),
            "listen for syslog: udp://HOST:PORT, tcp://HOST:PORT, unix:///PATH (repeatable)",
            metavar="URL", repeat=True),
-    Option("listen_allow", _texts, ("127.0.0.0/8", "::1/128"),
+    Option("listen_allow", NETWORKS, ("127.0.0.0/8", "::1/128"),
            "sender networks the listeners take records from (others are dropped, counted)",
            metavar="CIDR", repeat=True),
-    Option("listen_rate", _int(1, 10**7), 50000,
+    Option("listen_rate", whole(1, 10**7), 50000,
            "datagrams a second one sender may send (bursts of a second's worth)", metavar="N"),
-    Option("udp_buffer", _int(65536, 1 << 30), 8 << 20,
+    Option("udp_buffer", whole(65536, 1 << 30), 8 << 20,
            "receive buffer of UDP and unix sockets, bytes", metavar="BYTES"),
-    Option("unix_mode", _octal, "0660", "mode of unix listening sockets", metavar="MODE"),
-    Option("unix_group", _text, "", "group of unix listening sockets", metavar="GROUP"),
-    Option("tcp_max_connections", _int(1, 65536), 256,
+    Option("unix_mode", OCTAL, "0660", "mode of unix listening sockets", metavar="MODE"),
+    Option("unix_group", TEXT, "", "group of unix listening sockets", metavar="GROUP"),
+    Option("tcp_max_connections", whole(1, 65536), 256,
            "TCP connections at once (more are refused, counted)", metavar="N"),
-    Option("tcp_idle", _duration, 300.0, "close a TCP connection silent this long",
+    Option("tcp_idle", POSITIVE_DURATION, 300.0, "close a TCP connection silent this long",
            metavar="DURATION"),
-    Option("facilities", _facilities, ("mail",),
+    Option("facilities", FACILITY_NAMES, ("mail",),
            "syslog facilities to read where records carry a PRI (e.g. mail,auth,authpriv)",
            metavar="LIST"),
-    Option("max_record_size", _int(64, 1 << 20), DEFAULT_MAX_SIZE,
+    Option("max_record_size", whole(64, 1 << 20), DEFAULT_MAX_SIZE,
            "reject records longer than this many bytes, whole", metavar="BYTES"),
     # signatures
-    Option("rules", _texts, (), "rule directories instead of the bundled rules", metavar="DIR",
+    Option("rules", TEXTS, (), "rule directories instead of the bundled rules", metavar="DIR",
            repeat=True),
-    Option("enable", _texts, (), "signatures or services to turn on (ID, SERVICE or all)",
+    Option("enable", TEXTS, (), "signatures or services to turn on (ID, SERVICE or all)",
            metavar="ID", repeat=True),
-    Option("disable", _texts, (), "signatures or services to turn off", metavar="ID",
+    Option("disable", TEXTS, (), "signatures or services to turn off", metavar="ID",
            repeat=True),
-    Option("sessions", _int(1, 10**8), DEFAULT_SIZE,
+    Option("sessions", whole(1, 10**8), DEFAULT_SIZE,
            "session ids remembered for multi-line signatures", metavar="N"),
-    Option("session_ttl", _duration, DEFAULT_TTL, "how long a session id is remembered",
+    Option("session_ttl", POSITIVE_DURATION, DEFAULT_TTL, "how long a session id is remembered",
            metavar="DURATION"),
-    # scoring
-    Option("threshold", _int(1, 10**9), 30, "score (sum of danger) that blocks", metavar="N"),
-    Option("attempts", _int(0, 10**9), 0,
-           "block after this many attacks instead of a score (0: use threshold)", metavar="N"),
-    Option("window", _duration, 1800.0, "detection window", metavar="DURATION"),
-    Option("block_time", _duration, 120.0, "first block time", metavar="DURATION"),
-    Option("multiplier", _float(1, 1000), 2.0, "block time factor for each earlier block",
-           metavar="X"),
-    Option("max_block_time", _duration, 86400.0, "longest block (except the blacklist)",
-           metavar="DURATION"),
-    Option("blacklist", _blacklist, None,
+    # scoring (per_service: also a key of [services.NAME])
+    Option("threshold", whole(1, 10**9), 30, "score (sum of danger) that blocks", metavar="N",
+           per_service=True),
+    Option("attempts", whole(0, 10**9), 0,
+           "block after this many attacks instead of a score (0: use threshold)", metavar="N",
+           per_service=True),
+    Option("window", POSITIVE_DURATION, 1800.0, "detection window", metavar="DURATION",
+           per_service=True),
+    Option("block_time", POSITIVE_DURATION, 120.0, "first block time", metavar="DURATION",
+           per_service=True),
+    Option("multiplier", number(1, 1000), 2.0, "block time factor for each earlier block",
+           metavar="X", per_service=True),
+    Option("max_block_time", POSITIVE_DURATION, 86400.0,
+           "longest block (except the blacklist)", metavar="DURATION", per_service=True),
+    Option("blacklist", BLACKLIST, None,
            "lifetime danger that blocks for good (0 or false: off)", metavar="N"),
-    Option("allow", _texts, (), "addresses, prefixes or host names never blocked",
+    Option("allow", NETWORKS_OR_NAMES, (), "addresses, prefixes or host names never blocked",
            metavar="ADDR", repeat=True),
-    Option("allow_own_addresses", _bool, True, "never block this host's own addresses",
+    Option("allow_own_addresses", BOOL, True, "never block this host's own addresses",
            metavar="BOOL"),
-    Option("aggregate_ipv4", _int(8, 32), 32, "block the offender's /N instead of the host",
+    Option("aggregate_ipv4", whole(8, 32), 32, "block the offender's /N instead of the host",
            metavar="N"),
-    Option("aggregate_ipv6", _int(16, 128), 128, "block the offender's /M instead of the host",
+    Option("aggregate_ipv6", whole(16, 128), 128, "block the offender's /M instead of the host",
            metavar="M"),
-    Option("score_by_prefix", _bool, False, "score attacks of a whole prefix together",
+    Option("score_by_prefix", BOOL, False, "score attacks of a whole prefix together",
            metavar="BOOL"),
-    Option("adaptive", _int(0, 1 << 16), 0,
+    Option("adaptive", whole(0, 1 << 16), 0,
            "block a /24 (/64) once this many of its hosts were blocked (0: off)", metavar="K"),
-    Option("adaptive_ipv4", _int(8, 31), 24, "prefix length of adaptive blocks (IPv4)",
+    Option("adaptive_ipv4", whole(8, 31), 24, "prefix length of adaptive blocks (IPv4)",
            metavar="N"),
-    Option("adaptive_ipv6", _int(16, 127), 64, "prefix length of adaptive blocks (IPv6)",
+    Option("adaptive_ipv6", whole(16, 127), 64, "prefix length of adaptive blocks (IPv6)",
            metavar="M"),
     # firewall and state
-    Option("backend", _text, "nftables" if platform.system() == "Linux" else "pf",
+    Option("backend", TEXT, "nftables" if platform.system() == "Linux" else "pf",
            "firewall backend: nftables, ipset, pf, ipfw, or null (logs only)", metavar="NAME"),
-    Option("firewall_check", _duration, 60.0,
+    Option("firewall_check", POSITIVE_DURATION, 60.0,
            "how often to compare the firewall with the state (and repair it)",
            metavar="DURATION"),
-    Option("dry_run", _bool, False, "decide and log, but change no firewall and keep no state",
+    Option("dry_run", BOOL, False, "decide and log, but change no firewall and keep no state",
            flag="--dry-run", metavar="BOOL"),
-    Option("flush_on_exit", _bool, False, "remove all blocks when stopping", metavar="BOOL"),
-    Option("batch_delay", _float(0, 60), 0.0,
+    Option("flush_on_exit", BOOL, False, "remove all blocks when stopping", metavar="BOOL"),
+    Option("batch_delay", number(0, 60), 0.0,
            "seconds to wait before a batch leaves (0: as soon as the previous one is done)",
            metavar="SECONDS"),
-    Option("state", _text, "/var/lib/syslogban/state.db", "state file (SQLite)",
+    Option("state", TEXT, "/var/lib/syslogban/state.db", "state file (SQLite)",
            metavar="PATH"),
-    Option("state_durable", _bool, False,
+    Option("state_durable", BOOL, False,
            "wait for the disk on every commit: blocks survive a power loss, not only a "
            "crash of syslogban (costs a disk flush per batch)", metavar="BOOL"),
-    Option("control", _text, "/run/syslogban/control.sock", "control socket", metavar="PATH"),
-    Option("user", _text, "",
+    Option("control", TEXT, "/run/syslogban/control.sock", "control socket", metavar="PATH"),
+    Option("user", TEXT, "",
            "after start-up, run as this user keeping only CAP_NET_ADMIN (Linux; empty: stay)",
            metavar="USER"),
-    Option("control_group", _text, "", "group allowed to use the control socket (mode 0660)",
+    Option("control_group", TEXT, "", "group allowed to use the control socket (mode 0660)",
            metavar="GROUP"),
     # observability
-    Option("log_level", _level, "INFO", "debug, info, warning or error", metavar="LEVEL"),
-    Option("log_file", _text, "", "log to this file instead of stderr", metavar="PATH"),
-    Option("metrics_file", _text, "",
+    Option("log_level", LEVEL, "INFO", "debug, info, warning or error", metavar="LEVEL"),
+    Option("log_file", TEXT, "", "log to this file instead of stderr", metavar="PATH"),
+    Option("metrics_file", TEXT, "",
            "write counters in Prometheus text format to this file (node_exporter textfile)",
            metavar="PATH"),
-    Option("metrics_interval", _duration, 15.0, "how often to write the metrics file",
+    Option("metrics_interval", POSITIVE_DURATION, 15.0, "how often to write the metrics file",
            metavar="DURATION"),
 )
-_BY_KEY = {o.key: o for o in OPTIONS}
-SERVICE_KEYS = ("threshold", "attempts", "window", "block_time", "multiplier",
-                "max_block_time")
-TABLES = ("services", "notify", "backend_options", "fleet", "crowdsec")
+
+NOTIFY_OPTIONS: tuple[Option, ...] = (
+    Option("mail_to", MAIL_ADDRESSES, (), "who gets a mail per block (empty: no mail)"),
+    Option("mail_from", MAIL_FROM, "", "the sender (empty: syslogban@ this host's name)"),
+    Option("smtp_host", HOST, "localhost", "the mail server that takes the mails"),
+    Option("smtp_port", whole(1, 65535), 25, "its port"),
+    Option("smtp_timeout", POSITIVE_DURATION, 10.0, "give up on the mail server after this"),
+    Option("max_mails_per_hour", whole(0, 10**6), 12,
+           "beyond that, blocks wait for a digest (never dropped)"),
+    Option("digest", BOOL, False, "also one summary mail a day"),
+    Option("digest_hour", whole(0, 23), 8, "the hour of the daily digest (local time)"),
+    Option("exec_argv", ARGV, (),
+           "a hook run per block, without a shell: the address is appended "
+           "(e.g. [\"/usr/local/sbin/on-block\", \"--\"])"),
+    Option("exec_timeout", POSITIVE_DURATION, 30.0, "kill a hook running longer"),
+    Option("exec_concurrency", whole(1, 1024), 4, "hooks at once (more are skipped, counted)"),
+)
+
+# Every table of the file. A new table is one more line here (and its options);
+# a new policy key is one more Option above with per_service=True.
+SCHEMA: tuple[Table, ...] = (
+    Table("", OPTIONS),
+    Table("services", tuple(o for o in OPTIONS if o.per_service), named=True,
+          help="per-service policies (fail2ban's jails), scored apart"),
+    Table("notify", NOTIFY_OPTIONS, help="notifications of blocks"),
+    Table("backend_options", open=True, help="options of the firewall backend's driver"),
+    FLEET,
+    CROWDSEC,
+)
+_TABLES = {t.name: t for t in SCHEMA}
+SERVICE_KEYS = tuple(o.key for o in _TABLES["services"].options)
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    values: Mapping[str, Any]
-    services: Mapping[str, Mapping[str, Any]]
-    notify: Mapping[str, Any]
-    backend_options: Mapping[str, Any]  # keyword arguments of the backend's driver
+    """The configuration in effect: every key of every table, parsed."""
+
+    values: Mapping[str, Any]  # the top level; tables under their names
     source: str  # the file, or "defaults"
-    fleet: FleetSettings = field(default_factory=FleetSettings)
-    crowdsec: CrowdSecSettings = field(default_factory=CrowdSecSettings)
 
     def __getattr__(self, key: str) -> Any:
+        """A key's value; a table's values, or what its Table.make makes of them."""
         try:
-            return self.values[key]
+            value = self.values[key]
         except KeyError:
             raise AttributeError(key) from None
+        table = _TABLES.get(key)
+        return table.make(**value) if table is not None and table.make else value
 
     def policy(self, overrides: Mapping[str, Any] | None = None) -> Policy:
         v = {**{k: self.values[k] for k in SERVICE_KEYS}, **(overrides or {})}
@@ -294,12 +321,15 @@ class Config:
                                     self.adaptive_ipv4, self.adaptive_ipv6))
 
     def effective(self) -> dict[str, Any]:
-        """Everything in effect, for `syslogban status`."""
-        shown = {k: ("permanent" if v == PERMANENT else v) for k, v in self.values.items()}
-        fleet = {**asdict(self.fleet), "dsn": _without_password(self.fleet.dsn)}
-        return {**shown, "services": dict(self.services), "notify": dict(self.notify),
-                "backend_options": dict(self.backend_options), "fleet": fleet,
-                "crowdsec": self.crowdsec.shown(), "source": self.source}
+        """Everything in effect, as TOML would write it (durations as 30m), for `status`."""
+        return {**show(SCHEMA, self.values), "source": self.source}
+
+    def toml(self, comments: bool = True) -> str:
+        """The configuration in effect as a TOML file (`syslogban config show`); each
+        service with a policy of its own shows all of it, not only its own keys."""
+        services = {name: {**{k: self.values[k] for k in SERVICE_KEYS}, **own}
+                    for name, own in self.services.items()}
+        return render(SCHEMA, {**self.values, "services": services}, comments)
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -308,135 +338,96 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     for option in OPTIONS:
         kwargs: dict[str, Any] = {"dest": option.key, "default": argparse.SUPPRESS,
                                   "metavar": option.metavar, "help": option.help}
-        if option.parse is _bool:
+        if option.kind.switch:
             kwargs.update(nargs="?", const="true")
         if option.repeat:
             kwargs["action"] = "append"
         parser.add_argument(option.flags, **kwargs)
-    parser.add_argument("--service", dest="service_flags", action="append", default=[],
-                        metavar="NAME.KEY=VALUE",
-                        help=f"a per-service policy key ({', '.join(SERVICE_KEYS)})")
-    parser.add_argument("--notify", dest="notify_flags", action="append", default=[],
-                        metavar="KEY=VALUE", help="a notification key (see the example file)")
-    parser.add_argument("--fleet", dest="fleet_flags", action="append", default=[],
-                        metavar="KEY=VALUE", help="a fleet key (see README, Several hosts)")
-    parser.add_argument("--crowdsec", dest="crowdsec_flags", action="append", default=[],
-                        metavar="KEY=VALUE", help="a [crowdsec] key (see README, CrowdSec)")
-    parser.add_argument("--backend-option", dest="backend_flags", action="append", default=[],
-                        metavar="KEY=VALUE",
-                        help="an option of the backend's driver (see contrib/ for each)")
+    for table in SCHEMA:
+        if table.name:
+            form = "NAME.KEY=VALUE" if table.named else "KEY=VALUE"
+            keys = f" ({', '.join(o.key for o in table.options)})" if table.named else ""
+            parser.add_argument(_table_flag(table), dest=f"table_{table.name}",
+                                action="append", default=[], metavar=form,
+                                help=f"a key of [{table.name}]: {table.help}{keys}")
+
+
+def _table_flag(table: Table) -> str:
+    """--service, --notify, --backend-option: the table's name, singular."""
+    return "--" + table.name.removesuffix("s").replace("_", "-")
 
 
 def load(path: str | None, flags: argparse.Namespace | None = None) -> Config:
-    """The configuration in effect: defaults, then the file, then the flags."""
+    """The configuration in effect: defaults, then the file, then the flags.
+
+    Raises ConfigError listing every problem, one per line.
+    """
+    config, problems = read(path, flags)
+    if problems:
+        raise ConfigError("\n".join(map(str, problems)))
+    return config
+
+
+def read(path: str | None, flags: argparse.Namespace | None = None
+         ) -> tuple[Config, list[Problem]]:
+    """The configuration and every problem in it; a key with a problem keeps
+    its default, so that the rest can still be checked (`config check`)."""
     data: dict[str, Any] = {}
+    problems: list[Problem] = []
     if path:
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except OSError as exc:
-            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+            problems.append(Problem(path, "", f"cannot read: {exc.strerror}"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    where = path or "flags"
-    unknown = set(data) - set(_BY_KEY) - set(TABLES)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {', '.join(sorted(unknown))}")
-    values = {o.key: o.default for o in OPTIONS}
-    for key, raw in data.items():
-        if key not in TABLES:
-            values[key] = _parse(_BY_KEY[key], raw, where)
-    services = _services(data.get("services", {}), where)
-    notify = _table(data.get("notify", {}), "notify", where)
-    backend_options = _table(data.get("backend_options", {}), "backend_options", where)
-    fleet = _table(data.get("fleet", {}), "fleet", where)
-    crowdsec = _table(data.get("crowdsec", {}), "crowdsec", where)
+            problems.append(Problem(path, "", f"not valid TOML: {exc}"))
+    given, schema_problems = parse(SCHEMA, data, path or "defaults")
+    problems += schema_problems
     if flags is not None:
-        for option in OPTIONS:
-            if hasattr(flags, option.key):
-                raw = getattr(flags, option.key)
-                if option.repeat:
-                    raw = [part for item in raw for part in _texts(item)]
-                values[option.key] = _parse(option, raw, "command line")
-        for item in getattr(flags, "service_flags", []):
-            name, key, value = _assignment(item, service=True)
-            services.setdefault(name, {})[key] = _parse(_BY_KEY[key], value, "--service")
-        for item in getattr(flags, "notify_flags", []):
-            _, key, value = _assignment(item, service=False)
-            notify[key] = value
-        for item in getattr(flags, "backend_flags", []):
-            _, key, value = _assignment(item, service=False)
-            backend_options[key] = value
-        for name, table in (("fleet", fleet), ("crowdsec", crowdsec)):
-            for item in getattr(flags, f"{name}_flags", []):
-                _, key, value = _assignment(item, service=False)
-                table[key] = value
-    for name, table in [("", values), *((f"services.{n}: ", t) for n, t in services.items())]:
-        if "block_time" in table and table["block_time"] != PERMANENT and \
-                table["block_time"] > table.get("max_block_time", PERMANENT):
-            raise ConfigError(f"{where}: {name}block_time ({format_duration(table['block_time'])})"
-                              f" is longer than max_block_time "
-                              f"({format_duration(table['max_block_time'])}): raise "
-                              "max_block_time, or write block_time = \"permanent\"")
+        shape: list[Problem] = []
+        from_flags, flag_problems = parse(SCHEMA, _flag_data(flags, shape), "command line")
+        given = merge(given, from_flags)
+        problems += shape + flag_problems
+    problems += check_tables(SCHEMA, given, path or "command line")
+    values = complete(SCHEMA, given)
+    problems += _block_times(values, path or "command line")
     if values["stdin"] and values["omprog"]:
-        raise ConfigError(f"{where}: stdin and omprog both read standard input: choose one")
-    from .notify import NotifyConfig  # here: check and rules never pay for mail modules
-    try:  # checked here, so that a bad [notify] is a configuration error like any other
-        NotifyConfig.from_mapping(notify)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: notify: {exc}") from None
-    try:
-        fleet_settings = FleetSettings.from_mapping(fleet)
-        crowdsec_settings = CrowdSecSettings.from_mapping(crowdsec)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    return Config(values, services, notify, backend_options, path or "defaults", fleet_settings,
-                  crowdsec_settings)
+        problems.append(Problem(path or "command line", "stdin",
+                                "stdin and omprog both read standard input: choose one"))
+    return Config(values, path or "defaults"), problems
 
 
-def _without_password(dsn: str) -> str:
-    """A libpq URI as `status` may show it: the password replaced by ***."""
-    dsn = re.sub(r"(?<=[?&])password=[^&]*", "password=***", dsn)
-    scheme, sep, rest = dsn.partition("://")
-    userinfo, at, host = rest.partition("@")
-    if not sep or not at or ":" not in userinfo:
-        return dsn
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+def parse_table(name: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """One table alone, every key (defaults filled in); raises ConfigError."""
+    given, problems = parse(SCHEMA, {name: data}, "configuration")
+    problems += check_tables([_TABLES[name]], given, "configuration")
+    if problems:
+        raise ConfigError("\n".join(map(str, problems)))
+    return dict(complete(SCHEMA, given)[name])
 
 
-def _parse(option: Option, raw: Any, where: str) -> Any:
-    try:
-        return option.parse(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {option.key}: {exc}") from None
-
-
-def _table(value: Any, name: str, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: [{name}] must be a table")
-    return dict(value)
-
-
-def _services(value: Any, where: str) -> dict[str, dict[str, Any]]:
-    result: dict[str, dict[str, Any]] = {}
-    for name, table in _table(value, "services", where).items():
-        table = _table(table, f"services.{name}", where)
-        unknown = set(table) - set(SERVICE_KEYS)
-        if unknown:
-            raise ConfigError(f"{where}: services.{name}: unknown key "
-                              f"{', '.join(sorted(unknown))} (one of {', '.join(SERVICE_KEYS)})")
-        result[name] = {k: _parse(_BY_KEY[k], v, f"{where}: services.{name}")
-                        for k, v in table.items()}
-    return result
-
-
-def _assignment(text: str, service: bool) -> tuple[str, str, str]:
-    left, sep, value = text.partition("=")
-    name, dot, key = left.partition(".") if service else ("", "", left)
-    if not sep or (service and (not dot or key not in SERVICE_KEYS)):
-        form = "NAME.KEY=VALUE with KEY one of " + ", ".join(SERVICE_KEYS) if service \
-            else "KEY=VALUE"
-        raise ConfigError(f"{text!r}: write {form}")
-    return name.strip(), key.strip(), value.strip()
+def _flag_data(flags: argparse.Namespace, problems: list[Problem]) -> dict[str, Any]:
+    """The flags given, as the TOML document that would say the same."""
+    data: dict[str, Any] = {}
+    for option in OPTIONS:
+        if hasattr(flags, option.key):
+            raw = getattr(flags, option.key)
+            data[option.key] = [p for item in raw for p in TEXTS.parse(item)] \
+                if option.repeat else raw
+    for table in SCHEMA:
+        for item in getattr(flags, f"table_{table.name}", []) if table.name else []:
+            left, sep, value = item.partition("=")
+            path = [part.strip() for part in left.split(".")]
+            if not sep or len(path) != (2 if table.named else 1) or not all(path):
+                form = "NAME.KEY=VALUE" if table.named else "KEY=VALUE"
+                problems.append(Problem("command line", _table_flag(table),
+                                        f"{shown(item)}: write {form}"))
+                continue
+            place = data.setdefault(table.name, {})
+            for part in path[:-1]:
+                place = place.setdefault(part, {})
+            place[path[-1]] = value.strip()
+    return data
 
 
 def resolve_allow(entries: Iterable[str], own: Iterable[str] = ()) -> list[Network]:

@@ -37,138 +37,58 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
-import re
 import signal
 import smtplib
 import socket
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from .blocker import Block, normal_target
-from .durations import format_duration, parse_duration
+from .display import MAX_LINE, printable
+from .durations import format_duration
 
 log = logging.getLogger("syslogban.notify")
 
 HOUR = 3600.0
-MAX_LINE = 1000            # characters of one evidence line in a mail
 EVIDENCE_LINES = 10        # the last lines of evidence in a block mail
 DIGEST_EVIDENCE_LINES = 3  # ... and for each block of a digest
 DIGEST_LIMIT = 1000        # blocks listed in one digest; the rest are counted
 HOOK_OUTPUT = 2000         # bytes of a hook's output kept for the log
 HOOK_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
-# RFC 5322 dot-atom addresses, ASCII only: no quotes, spaces, commas or line breaks.
-_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*",
-                      re.ASCII)
-_HOST = re.compile(r"[A-Za-z0-9._:-]+", re.ASCII)
-
 
 # ------------------------------------------------------------ configuration
 
 @dataclass(frozen=True, slots=True)
 class NotifyConfig:
-    mail_to: tuple[str, ...] = ()       # empty: no mail
-    mail_from: str = ""                 # empty: syslogban@<this host's FQDN>
-    smtp_host: str = "localhost"
-    smtp_port: int = 25
-    smtp_timeout: float = 10.0
-    max_mails_per_hour: int = 12        # beyond: held for the next digest
-    digest: bool = False                # a summary mail every day at digest_hour
-    digest_hour: int = 8                # local time
-    exec_argv: tuple[str, ...] = ()     # empty: no hook; the target is appended
-    exec_timeout: float = 30.0
-    exec_concurrency: int = 4
+    """The [notify] table, checked by the configuration's schema (config.py),
+    which holds the keys, their defaults and what a value may be."""
 
-    def __post_init__(self) -> None:
-        for name in ("mail_to", "exec_argv"):
-            value = getattr(self, name)
-            if isinstance(value, str) or not all(isinstance(item, str) for item in value):
-                raise ValueError(f"{name} must be a list of strings")
-            object.__setattr__(self, name, tuple(value))
-        for address in self.mail_to:
-            _check_text("mail_to", address, _ADDRESS, "a mail address such as root@example.org")
-        if self.mail_from:
-            _check_text("mail_from", self.mail_from, _ADDRESS,
-                        "a mail address such as syslogban@example.org")
-        _check_text("smtp_host", self.smtp_host, _HOST, "a host name or address")
-        _check_int("smtp_port", self.smtp_port, 1, 65535)
-        _check_int("max_mails_per_hour", self.max_mails_per_hour, 0)
-        _check_int("digest_hour", self.digest_hour, 0, 23)
-        _check_int("exec_concurrency", self.exec_concurrency, 1)
-        _check_seconds("smtp_timeout", self.smtp_timeout)
-        _check_seconds("exec_timeout", self.exec_timeout)
-        if not isinstance(self.digest, bool):
-            raise ValueError("digest must be true or false")
-        if self.exec_argv and not os.path.isabs(self.exec_argv[0]):
-            raise ValueError(f"exec_argv: the program must be an absolute path, not "
-                             f"{self.exec_argv[0]!r} (it is run without a shell or PATH)")
-        if any("\0" in arg for arg in self.exec_argv):
-            raise ValueError("exec_argv: an argument holds a NUL character")
+    mail_to: tuple[str, ...]       # empty: no mail
+    mail_from: str                 # empty: syslogban@<this host's FQDN>
+    smtp_host: str
+    smtp_port: int
+    smtp_timeout: float
+    max_mails_per_hour: int        # beyond: held for the next digest
+    digest: bool                   # a summary mail every day at digest_hour
+    digest_hour: int               # local time
+    exec_argv: tuple[str, ...]     # empty: no hook; the target is appended
+    exec_timeout: float
+    exec_concurrency: int
 
     @classmethod
     def from_mapping(cls, table: Mapping[str, Any]) -> NotifyConfig:
-        """The configuration from the [notify] table, or from --notify KEY=VALUE
-        flags: there values are strings, lists comma-separated, durations as `30s`."""
-        types = {f.name: str(f.type) for f in fields(cls)}
-        unknown = sorted(set(table) - set(types))
-        if unknown:
-            raise ValueError(f"unknown notify key {', '.join(unknown)} "
-                             f"(known: {', '.join(types)})")
-        values = {}
-        for key, value in table.items():
-            try:
-                values[key] = _CONVERT[types[key]](value)
-            except ValueError as exc:
-                raise ValueError(f"{key}: {exc}") from None
-        return cls(**values)
-
-
-def _check_text(name: str, value: object, pattern: re.Pattern[str], what: str) -> None:
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise ValueError(f"{name}: {value!r} is not {what}")
-
-
-def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
-    if (not isinstance(value, int) or isinstance(value, bool) or value < low
-            or (high is not None and value > high)):
-        bounds = f"from {low} to {high}" if high is not None else f"of at least {low}"
-        raise ValueError(f"{name} must be a whole number {bounds}, not {value!r}")
-
-
-def _check_seconds(name: str, value: object) -> None:
-    if (not isinstance(value, (int, float)) or isinstance(value, bool)
-            or not 0 < value < math.inf):
-        raise ValueError(f"{name} must be a number of seconds greater than 0, not {value!r}")
-
-
-def _to_int(value: Any) -> Any:
-    return int(value) if isinstance(value, str) and value.strip().isdigit() else value
-
-
-def _to_bool(value: Any) -> Any:
-    words = {"yes": True, "true": True, "on": True, "1": True,
-             "no": False, "false": False, "off": False, "0": False}
-    return words.get(value.strip().lower(), value) if isinstance(value, str) else value
-
-
-def _to_texts(value: Any) -> Any:
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    return value
-
-
-_CONVERT: dict[str, Callable[[Any], Any]] = {
-    "tuple[str, ...]": _to_texts, "str": lambda value: value, "int": _to_int,
-    "float": parse_duration, "bool": _to_bool,
-}
+        """From the [notify] table, or --notify KEY=VALUE flags (strings, lists
+        comma-separated, durations as `30s`); raises ConfigError."""
+        from .config import parse_table
+        return cls(**parse_table("notify", table))
 
 
 # ------------------------------------------------------------ the pure core
@@ -202,16 +122,6 @@ class DigestEntry:
     @classmethod
     def of(cls, block: Block, evidence: Sequence[str], mailed: bool) -> DigestEntry:
         return cls(block, safe_evidence(evidence, DIGEST_EVIDENCE_LINES), mailed)
-
-
-def printable(text: str, limit: int = MAX_LINE) -> str:
-    """`text` safe to show: every character that is not printable escaped
-    (\\r, \\n, \\x1b, \\u202e, ...), at most `limit` characters ("…" marks a cut)."""
-    shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                    for c in text[:limit])
-    if len(text) > limit or len(shown) > limit:
-        return shown[:limit - 1] + "…"
-    return shown
 
 
 def safe_evidence(evidence: Sequence[str], lines: int) -> tuple[str, ...]:

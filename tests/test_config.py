@@ -42,15 +42,28 @@ def test_file_then_flags(tmp_path: Path) -> None:
     assert blocker.services["sshd"] == Policy(threshold=3, window=86400, block_time=86400,
                                               max_block_time=86400, count_attempts=True)
     assert blocker.services["dovecot"].block_time == PERMANENT
-    assert config.notify == {"mail_to": ["root@example.org"]}
+    assert config.notify["mail_to"] == ("root@example.org",)
+    assert config.notify["smtp_port"] == 25  # every key of a table, defaults included
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("threshhold = 3", "unknown key threshhold"),
+    ("threshhold = 3", "threshhold: unknown key (did you mean threshold?)"),
     ('window = "soon"', "window: 'soon' is not a duration"),
+    ('window = "0s"', 'window: must be longer than 0s, not "0s"'),
     ("threshold = 0", "threshold: must be a whole number from 1"),
+    ('allow = ["192.0.2.0/33"]', 'allow: "192.0.2.0/33" is not an address or a prefix'),
+    ('allow = ["10.0.0.300"]', 'allow: "10.0.0.300" is not an address or a prefix'),
+    ('allow = ["mail relay"]', 'allow: "mail relay" is not an address, a prefix (CIDR) or a '
+                               'host name'),
+    ('listen_allow = ["localhost"]', 'listen_allow: "localhost" is not an address'),
+    ("[fleeet]\ndsn = 1", "fleeet: unknown table (did you mean fleet?)"),
+    ("[mail]\nto = 1", "mail: unknown table (one of services, notify, backend_options, fleet, "
+                       "crowdsec)"),
+    ("services = 3", "services: must be a table"),
+    ("[notify]\nsmtp_port = 0", "notify.smtp_port: must be a whole number from 1 to 65535"),
     ('facilities = ["mail", "mial"]', "unknown facility mial"),
-    ("[services.sshd]\nbantime = 3", "services.sshd: unknown key bantime"),
+    ("[services.sshd]\nbantime = 3", "services.sshd.bantime: unknown key in [services.sshd] "
+                                     "(one of threshold, attempts"),
     ("threshold = ", "not valid TOML"),
 ])
 def test_errors_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:
@@ -61,11 +74,49 @@ def test_errors_name_the_file_and_key(tmp_path: Path, text: str, message: str) -
     assert message in str(info.value) and str(path) in str(info.value)
 
 
+def test_every_problem_is_listed_one_line_each(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('threshhold = 3\nwindow = "0s"\nallow = ["192.0.2.0/33", "10.0.0.300"]\n'
+                    '[services.sshd]\nbantime = 3\n[notify]\nsmtp_port = 0\n')
+    with pytest.raises(ConfigError) as info:
+        load(str(path), flags("--multiplier", "zero"))
+    lines = str(info.value).splitlines()
+    assert [line.split(": ")[1] for line in lines] == [
+        "threshhold", "window", "allow", "services.sshd.bantime", "notify.smtp_port",
+        "multiplier"]
+    assert all(line.startswith(f"{path}: ") for line in lines[:-1])
+    assert lines[-1].startswith("command line: multiplier: ")
+    assert "192.0.2.0/33" in lines[2] and "10.0.0.300" in lines[2]
+
+
+def test_config_show_is_a_file_that_loads_to_the_same(tmp_path: Path) -> None:
+    import tomllib
+    path = tmp_path / "syslogban.toml"
+    path.write_text('window = "1h"\nblacklist = 120\nallow = ["192.0.2.0/24"]\n'
+                    '[services.sshd]\nattempts = 3\nblock_time = "permanent"\n'
+                    '[notify]\nmail_to = ["root@example.org"]\n'
+                    '[backend_options]\nports = ["smtp", "submission"]\n')
+    config = load(str(path), flags("--service", "dovecot.block_time=1d"))
+    text = config.toml()
+    assert 'window = "1h"' in text and 'block_time = "permanent"' in text
+    assert "[services.sshd]\nthreshold = 30\nattempts = 3" in text  # the whole policy
+    shown = tmp_path / "shown.toml"
+    shown.write_text(text)
+    again = load(str(shown))
+    assert again.values == {**config.values, "services": again.services}
+    assert again.blocker([]) == config.blocker([])
+    assert tomllib.loads(text)["backend_options"] == {"ports": ["smtp", "submission"]}
+
+
 def test_bad_flags_are_reported() -> None:
     with pytest.raises(ConfigError, match="command line: multiplier"):
         load(None, flags("--multiplier", "zero"))
     with pytest.raises(ConfigError, match="NAME.KEY=VALUE"):
         load(None, flags("--service", "sshd=3"))
+    with pytest.raises(ConfigError, match="services.sshd.bantime: unknown key"):
+        load(None, flags("--service", "sshd.bantime=3"))
+    with pytest.raises(ConfigError, match="notify.smtp_port: must be a whole number"):
+        load(None, flags("--notify", "smtp_port=x"))
 
 
 def test_every_key_has_a_flag_and_a_help() -> None:
@@ -100,14 +151,13 @@ def test_duration_errors_and_formatting() -> None:
 
 
 def test_the_example_file_documents_every_key_with_its_default() -> None:
-    import dataclasses
     import tomllib
 
-    from syslogban.notify import NotifyConfig
+    from syslogban.config import NOTIFY_OPTIONS
     path = Path(__file__).resolve().parent.parent / "contrib" / "syslogban.toml"
     data = tomllib.loads(path.read_text())
     assert {o.key for o in OPTIONS} <= set(data)
-    assert {f.name for f in dataclasses.fields(NotifyConfig)} == set(data["notify"])
+    assert {o.key for o in NOTIFY_OPTIONS} == set(data["notify"])
     example, defaults = load(str(path)), load(None)
     assert example.values == defaults.values
 
@@ -119,9 +169,9 @@ def test_block_time_beyond_the_cap_is_honoured_or_refused_never_capped(tmp_path:
     services = load(str(path)).blocker([]).services
     assert services["dovecot"].duration(0) == PERMANENT == services["dovecot"].duration(9)
     assert services["postfix"].duration(0) == 7 * 86400  # above the global 1d: honoured
-    for text, key in (('block_time = "2d"', "block_time (2d)"),
+    for text, key in (('block_time = "2d"', "block_time: 2d"),
                       ('[services.sshd]\nblock_time = "1w"\nmax_block_time = "1d"',
-                       "services.sshd: block_time (1w)")):
+                       "services.sshd.block_time: 1w")):
         path.write_text(text + "\n")
         with pytest.raises(ConfigError, match=re.escape(key) + " is longer than max_block_time"):
             load(str(path))

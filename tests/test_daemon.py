@@ -154,9 +154,9 @@ def test_control_commands(tmp_path: Path, daemons: list[Daemon]) -> None:
     d.send(attack_lines("192.0.2.1", count=2))
     d.wait_for(lambda: "192.0.2.1" in d.ctl("why", "192.0.2.1").stdout, "the evidence")
     why = d.ctl("why", "192.0.2.1").stdout
-    assert "blocked   no" in why and "SASL LOGIN authentication failed" in why
+    assert re.search(r"^blocked +no$", why, re.M) and "SASL LOGIN authentication failed" in why
     block = d.ctl("block", "203.0.113.0/24", "--for", "1h")
-    assert block.returncode == 0 and '"target": "203.0.113.0/24"' in block.stdout
+    assert block.returncode == 0 and block.stdout.startswith("blocked 203.0.113.0/24 until ")
     assert d.blocks()["203.0.113.0/24"]["duration"] == "1h"
     refused = d.ctl("block", "127.0.0.5")
     assert refused.returncode == 2 and "allow-listed" in refused.stderr
@@ -166,7 +166,9 @@ def test_control_commands(tmp_path: Path, daemons: list[Daemon]) -> None:
     assert d.ctl("unblock", "203.0.113.0/24").returncode == 0
     assert d.blocks() == {}
     status = d.ctl("status").stdout
-    assert "backend null" in status and "records   2 read, 2 parsed" in status
+    assert "backend null" in status
+    assert re.search(r"^records read +2$", status, re.M)
+    assert re.search(r"^records parsed +2$", status, re.M)
 
 
 def test_status_reports_records_without_a_program_tag(
@@ -308,7 +310,7 @@ def test_a_bad_notify_table_is_a_configuration_error(tmp_path: Path) -> None:
                              "--notify", "exec_argv=relative/path",
                              "--state", str(tmp_path / "s.db")],
                             capture_output=True, text=True, timeout=30, cwd=ROOT)
-    assert result.returncode == 2 and "notify: exec_argv" in result.stderr
+    assert result.returncode == 2 and "command line: notify.exec_argv: " in result.stderr
 
 
 def test_control_refuses_absurd_durations_and_targets_never_blocked(

@@ -171,6 +171,6 @@ def test_status_lists_hosts_and_hides_the_password(cluster: Cluster, database: s
     config.write_text(f'[fleet]\ndsn = "{cluster.dsn("syslogban", OWNER_PASSWORD, database)}"\n')
     result = subprocess.run([*SYSLOGBAN, "fleet", "status", "--config", str(config)], cwd=ROOT,
                             capture_output=True, text=True, check=True)
-    assert "1 hosts" in result.stdout and result.stdout.splitlines()[1].startswith("mx1 ")
+    assert "1 hosts" in result.stdout and result.stdout.splitlines()[2].startswith("mx1 ")
     from syslogban.config import load
     assert OWNER_PASSWORD not in str(load(str(config)).effective())

@@ -9,9 +9,11 @@ which of the two roles syslogban plays there.
     poll = "10s"
 
 Rules of this file:
-* Pure: a mapping in (the TOML table, or --crowdsec KEY=VALUE flags, all
-  strings), settings or ValueError with the key and the reason out.
-* The secrets never leave through `shown()` (what `status` prints).
+* Pure: CROWDSEC declares the keys in the configuration schema's vocabulary
+  (syslogban/schema.py), with the rule between them; CrowdSecSettings is what
+  they make.
+* The secrets never leave through `shown()` or the schema (what `status` and
+  `config show` print: ***).
 """
 
 from __future__ import annotations
@@ -22,9 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..durations import parse_duration
+from ..schema import Kind, Option, Table, duration, secret
 
-KEYS = ("url", "bouncer_key", "machine_id", "machine_password", "poll")
 POLL_RANGE = (1.0, 3600.0)
 DEFAULT_POLL = 10.0
 
@@ -63,35 +64,10 @@ class CrowdSecSettings:
 
     @classmethod
     def from_mapping(cls, table: Mapping[str, Any]) -> CrowdSecSettings:
-        unknown = sorted(set(table) - set(KEYS))
-        if unknown:
-            raise ValueError(f"crowdsec: unknown key {', '.join(unknown)} "
-                             f"(known: {', '.join(KEYS)})")
-        if not table:
-            return cls()
-        values = {key: _text(key, table[key]) for key in KEYS[:4] if key in table}
-        url = values.get("url", "")
-        if not url:
-            raise ValueError("crowdsec: url is missing: write the Local API's address, "
-                             "e.g. url = \"http://127.0.0.1:8080/\"")
-        _check_url(url)
-        if not url.endswith("/"):
-            values["url"] = url + "/"
-        if bool(values.get("machine_id")) != bool(values.get("machine_password")):
-            raise ValueError("crowdsec: machine_id and machine_password go together "
-                             "(both to push alerts, neither to push none)")
-        if not values.get("bouncer_key") and not values.get("machine_id"):
-            raise ValueError("crowdsec: set bouncer_key to pull decisions, machine_id and "
-                             "machine_password to push alerts, or both")
-        poll = DEFAULT_POLL
-        if "poll" in table:
-            try:
-                poll = parse_duration(table["poll"])
-            except ValueError as exc:
-                raise ValueError(f"crowdsec: poll: {exc}") from None
-            if not POLL_RANGE[0] <= poll <= POLL_RANGE[1]:
-                raise ValueError("crowdsec: poll must be from 1s to 1h")
-        return cls(**values, poll=poll)
+        """From the [crowdsec] table (or --crowdsec flags), checked by the
+        configuration's schema (CROWDSEC below); raises ConfigError (a ValueError)."""
+        from ..config import parse_table
+        return cls(**parse_table("crowdsec", table))
 
     def shown(self) -> dict[str, Any]:
         """For `syslogban status`: the secrets as ***."""
@@ -101,24 +77,57 @@ class CrowdSecSettings:
                 "poll": self.poll}
 
 
-def _text(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"crowdsec: {key} must be a non-empty string")
+def _text(value: Any) -> str:
+    """A string (empty: not set), without control characters."""
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
     if any(not c.isprintable() for c in value):
-        raise ValueError(f"crowdsec: {key} holds a control character")
+        raise ValueError("holds a control character")
     return value.strip()
 
 
-def _check_url(url: str) -> None:
+def _url(value: Any) -> str:
+    url = _text(value)
+    if not url:
+        return url
     try:
         parts = urlsplit(url)
         if parts.port == 0:  # .port also raises ValueError for one out of range
             raise ValueError("port 0")
     except ValueError as exc:
-        raise ValueError(f"crowdsec: url {url!r}: {exc}") from None
+        raise ValueError(f"{url}: {exc}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"crowdsec: url {url!r}: write http://HOST:PORT/ or "
-                         "https://HOST:PORT/")
+        raise ValueError(f"{url}: write http://HOST:PORT/ or https://HOST:PORT/")
     if parts.query or parts.fragment or parts.username or parts.password:
-        raise ValueError("crowdsec: url: no query, fragment or user name here "
-                         "(the credentials have keys of their own)")
+        raise ValueError("no query, fragment or user name here (the credentials have keys "
+                         "of their own)")
+    return url if url.endswith("/") else url + "/"
+
+
+def _roles(table: Mapping[str, Any]) -> list[str]:
+    """Which keys need which: nothing set is off; otherwise a url and at least one role."""
+    if not any(table.get(key) for key in ("url", "bouncer_key", "machine_id",
+                                          "machine_password")):
+        return []
+    if not table.get("url"):
+        return ["url is missing: write the Local API's address, "
+                "e.g. url = \"http://127.0.0.1:8080/\""]
+    if bool(table.get("machine_id")) != bool(table.get("machine_password")):
+        return ["machine_id and machine_password go together "
+                "(both to push alerts, neither to push none)"]
+    if not table.get("bouncer_key") and not table.get("machine_id"):
+        return ["set bouncer_key to pull decisions, machine_id and machine_password to "
+                "push alerts, or both"]
+    return []
+
+
+TEXT = Kind(_text)
+CROWDSEC = Table("crowdsec", (
+    Option("url", Kind(_url), "", "the Local API, e.g. http://127.0.0.1:8080/ (empty: off)"),
+    Option("bouncer_key", secret(TEXT), "", "pull decisions with this bouncer key"),
+    Option("machine_id", TEXT, "", "push alerts as this machine"),
+    Option("machine_password", secret(TEXT), "", "the machine's password"),
+    Option("poll", duration(minimum=POLL_RANGE[0], maximum=POLL_RANGE[1]), DEFAULT_POLL,
+           "how often to ask for new decisions (1s to 1h)"),
+), help="CrowdSec's Local API: pull its decisions, push syslogban's blocks as alerts",
+    check=_roles, make=CrowdSecSettings)

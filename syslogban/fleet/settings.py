@@ -1,16 +1,18 @@
 """The [fleet] table of the configuration file (and `--fleet KEY=VALUE`).
 
-Pure: a mapping in, a FleetSettings out, or ValueError naming the key.
+Pure: FLEET declares the keys in the configuration schema's vocabulary
+(syslogban/schema.py); FleetSettings is what they make.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from ..durations import parse_duration
+from ..schema import TEXT, Kind, Option, Table, duration, number, whole
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,52 +36,42 @@ class FleetSettings:
 
     @classmethod
     def from_mapping(cls, table: Mapping[str, Any]) -> FleetSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ValueError(f"unknown fleet key {', '.join(unknown)} "
-                             f"(one of {', '.join(sorted(known))})")
-        values: dict[str, Any] = {}
-        for key, raw in table.items():
-            try:
-                values[key] = _PARSE[key](raw)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"fleet.{key}: {exc}") from None
-        settings = cls(**values)
-        if settings.dsn and not settings.dsn.startswith(("postgresql://", "postgres://")):
-            raise ValueError("fleet.dsn: write a libpq URI, postgresql://ROLE@HOST/DATABASE")
-        return settings
+        """From the [fleet] table (or --fleet flags), checked by the configuration's
+        schema (FLEET below); raises ConfigError (a ValueError)."""
+        from ..config import parse_table
+        return cls(**parse_table("fleet", table))
 
 
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("must be a string")
-    return value
+def _dsn(value: Any) -> str:
+    dsn = TEXT.parse(value)
+    if dsn and not dsn.startswith(("postgresql://", "postgres://")):
+        raise ValueError("write a libpq URI, postgresql://ROLE@HOST/DATABASE")
+    return dsn
 
 
-def _count(low: int, high: int) -> Any:
-    def parse(value: Any) -> int:
-        number = int(value)
-        if isinstance(value, bool) or not low <= number <= high:
-            raise ValueError(f"must be a whole number from {low} to {high}")
-        return number
-    return parse
+def without_password(dsn: str) -> str:
+    """A libpq URI as `status` may show it: the password replaced by ***."""
+    dsn = re.sub(r"(?<=[?&])password=[^&]*", "password=***", dsn)
+    scheme, sep, rest = dsn.partition("://")
+    userinfo, at, host = rest.partition("@")
+    if not sep or not at or ":" not in userinfo:
+        return dsn
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
 
 
-def _rate(value: Any) -> float:
-    number = float(value)
-    if not 0 <= number <= 1e6:
-        raise ValueError("must be a number from 0 to 1000000")
-    return number
-
-
-def _finite_duration(value: Any) -> float:
-    seconds = parse_duration(value)
-    if seconds == float("inf"):
-        raise ValueError("must be a finite duration")
-    return seconds
-
-
-_PARSE = {"dsn": _text, "name": _text, "outbox": _count(1000, 10**9),
-          "batch": _count(1, 10**6), "max_duration": _finite_duration, "rate": _rate,
-          "keep": _finite_duration, "connect_timeout": _finite_duration}
+_D = FleetSettings()
+FINITE = duration(maximum=10 * 365 * 86400.0)
+FLEET = Table("fleet", (
+    Option("dsn", Kind(_dsn, without_password), _D.dsn,
+           "libpq URI of the fleet's PostgreSQL (empty: no fleet)"),
+    Option("name", TEXT, _D.name, "this host in the fleet (its role; empty: the host name)"),
+    Option("outbox", whole(1000, 10**9), _D.outbox,
+           "events kept while the database is away (older ones summarised)"),
+    Option("batch", whole(1, 10**6), _D.batch, "events sent in one transaction at most"),
+    Option("max_duration", FINITE, _D.max_duration,
+           "longest remote block taken (longer ones are shortened)"),
+    Option("rate", number(0, 1e6), _D.rate,
+           "remote blocks taken a second (bursts of a minute's worth)"),
+    Option("keep", FINITE, _D.keep, "how long events stay in the database"),
+    Option("connect_timeout", FINITE, _D.connect_timeout, "give up connecting after this"),
+), help="several hosts sharing attacks and blocks through PostgreSQL", make=FleetSettings)

@@ -1,0 +1,88 @@
+"""What an admin reads: every command's output, human and --json, holds no Python repr."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from test_daemon import ROOT, SYSLOGBAN, Daemon, attack_lines, daemons, start
+
+from syslogban.display import human_duration, local_time, table
+from syslogban.durations import PERMANENT
+
+__all__ = ["daemons"]  # the fixture, shared with test_daemon
+
+# What leaks when Python objects are printed instead of words: dict/list/tuple
+# reprs, None/True/False, a float infinity in JSON, object and dataclass reprs.
+REPR = re.compile(r"\{'[^'\n]*': |\['[^'\n]*'[,\]]|\('[^'\n]*',|\bNone\b|\bTrue\b|\bFalse\b|\bInfinity\b|\bNaN\b|\binf\b"
+                  r"|object at 0x|<[\w.]+ object|\b[A-Z]\w+\(\w+=|Traceback")
+SAMPLE = ROOT / "contrib" / "sample" / "mail.log"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SYSLOGBAN, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def no_repr(result: subprocess.CompletedProcess[str], *args: str) -> str:
+    for stream in (result.stdout, result.stderr):
+        leak = REPR.search(stream)
+        assert leak is None, f"{' '.join(args)}: {leak.group()!r} in:\n{stream}"
+    return result.stdout
+
+
+def test_human_durations_and_times() -> None:
+    assert [human_duration(s) for s in (0, 59, 120, 3660, 97200, 691200, PERMANENT, None)] == [
+        "0s", "59s", "2m", "1h 1m", "1d 3h", "1w 1d", "permanent", "permanent"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", local_time(time.time()))
+    assert local_time(None) == "-"
+    assert table(("NAME", "N"), [("a", 1), ("long name", 100)]) == [
+        "NAME         N", "a            1", "long name  100"]
+
+
+def test_no_command_prints_a_python_repr(tmp_path: Path, daemons: list[Daemon]) -> None:
+    config = tmp_path / "syslogban.toml"
+    config.write_text('backend = "null"\nblacklist = 100\n[services.sshd]\nattempts = 3\n'
+                      'block_time = "permanent"\n[notify]\nmail_to = ["root@example.org"]\n')
+    offline = [("check", str(SAMPLE)), ("check", "--json", str(SAMPLE)),
+               ("check", "--replay", str(SAMPLE)), ("check", "--jsonl", str(SAMPLE)),
+               ("rules", "list"), ("rules", "list", "--json"),
+               ("rules", "show", "postfix.sasl-auth-failed"),
+               ("rules", "show", "--json", "postfix.sasl-auth-failed"),
+               ("rules", "check"), ("rules", "check", "--json"),
+               ("config", "check", "--config", str(config)),
+               ("config", "check", "--json", "--config", str(config)),
+               ("config", "show", "--config", str(config)),
+               ("config", "show", "--json", "--config", str(config)),
+               ("--version",), ("--help",)]
+    for args in offline:
+        result = run(*args)
+        assert result.returncode == 0, (args, result.stderr)
+        no_repr(result, *args)
+    shown = json.loads(run("config", "show", "--json", "--config", str(config)).stdout)
+    assert shown["services"]["sshd"]["block_time"] == "permanent"
+
+    d = start(daemons, tmp_path, "--config", str(config), "--service", "postfix.attempts=2")
+    d.send(attack_lines("192.0.2.1", count=3) + attack_lines("198.51.100.9", count=1))
+    d.wait_for(lambda: d.reported() == ["192.0.2.1"], "the block")
+    assert d.ctl("block", "203.0.113.0/24").returncode == 0  # permanent
+    online = [("status",), ("list",), ("why", "192.0.2.1"), ("why", "198.51.100.9"),
+              ("why", "203.0.113.0/24"), ("block", "198.51.100.7", "--for", "1d"),
+              ("unblock", "198.51.100.7"), ("reload",)]
+    for extra in ((), ("--json",)):
+        for args in online:
+            result = d.ctl(*args, *extra)
+            assert result.returncode == 0, (args, result.stderr)
+            out = no_repr(result, *args, *extra)
+            if extra:
+                json.loads(out, parse_constant=pytest.fail)  # NaN or Infinity: not JSON
+    listed = d.ctl("list").stdout
+    assert re.search(r"^192\.0\.2\.1 +score +\d+ +1 +\d{4}-\S+ \S+ +\d{4}-\S+ \S+ +"
+                     r"(2m|1m|1m \d+s) +postfix", listed, re.M), listed
+    assert re.search(r"^203\.0\.113\.0/24 +manual .* permanent +permanent", listed, re.M)
+    for bad in (("why", "mail.example.org"), ("unblock", "198.51.100.200")):
+        no_repr(d.ctl(*bad), *bad)
