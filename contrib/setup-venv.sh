@@ -96,6 +96,12 @@ services+=(postgresql.service)
 # unprivileged user the LAPI runs as can read it.
 prepare+=(contrib/crowdsec/install-lapi.sh)
 
+# The Debian package (tests/test_debian_package.py): contrib/debian/build runs
+# inside throwaway Debian 12 roots, and apt installs the .deb in another one,
+# never on this machine: debootstrap makes the roots (cached in
+# /var/cache/syslogban-tests); the build tools are installed inside them.
+packages+=(debootstrap)
+
 # ============================================================================
 
 if [[ ${1:-} == --list ]]; then

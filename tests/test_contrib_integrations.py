@@ -47,7 +47,7 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
     """systemd's own parser accepts both units (with an ExecStart that exists
     here, since verify checks the binary)."""
     (tmp_path / "syslogban.service").write_text(
-        SERVICE.read_text().replace("/usr/local/bin/syslogban", str(SYSLOGBAN_BIN)))
+        SERVICE.read_text().replace("/usr/bin/syslogban", str(SYSLOGBAN_BIN)))
     shutil.copy(SOCKET, tmp_path / "syslogban.socket")
     result = subprocess.run(["systemd-analyze", "verify", "--man=no",
                              str(tmp_path / "syslogban.service"),

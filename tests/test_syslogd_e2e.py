@@ -384,7 +384,7 @@ def probe(procs: Procs, sock: Path, seen_in: Path) -> None:
 def omprog_snippet(procs: Procs, tmp: Path, **toml: object) -> str:
     """contrib/rsyslog/syslogban-omprog.conf with this test's paths."""
     text = (CONTRIB / "rsyslog" / "syslogban-omprog.conf").read_text()
-    text = text.replace("/usr/local/bin/syslogban", str(SYSLOGBAN_BIN))
+    text = text.replace("/usr/bin/syslogban", str(SYSLOGBAN_BIN))
     text = text.replace("/etc/syslogban/syslogban.toml", str(syslogban_toml(tmp, **toml)))
     procs.watch(tmp / "syslogban.log", tmp / "omprog-output.log")
     return text.replace("/var/log/syslogban.log", str(tmp / "omprog-output.log"))
@@ -532,7 +532,7 @@ class SyslogNg:
         self.all = tmp / "syslog-ng-all.log"
         snippet = (CONTRIB / "syslog-ng" / "syslogban.conf").read_text()
         snippet = snippet.replace("facility(mail);", f"facility({facilities});")
-        snippet = snippet.replace("/usr/local/bin/syslogban", str(SYSLOGBAN_BIN))
+        snippet = snippet.replace("/usr/bin/syslogban", str(SYSLOGBAN_BIN))
         snippet = snippet.replace("/etc/syslogban/syslogban.toml", str(syslogban_toml(tmp)))
         snippet = snippet.replace("destination(d_syslogban_program);",
                                   f"destination({destination});")

@@ -377,7 +377,7 @@ def latency(place: Place, rate: int, seconds: float, via_rsyslog: bool) -> None:
                             'allow_own_addresses = false\nattempts = 1\nblock_time = "1h"\n'
                             "batch_delay = 0.001\n")
             snippet = (ROOT / "contrib" / "rsyslog" / "syslogban-omprog.conf").read_text()
-            snippet = snippet.replace("/usr/local/bin/syslogban",
+            snippet = snippet.replace("/usr/bin/syslogban",
                                       str(Path(sys.executable).with_name("syslogban")))
             snippet = snippet.replace("/etc/syslogban/syslogban.toml", str(toml))
             snippet = snippet.replace("/var/log/syslogban.log", str(work / "omprog.log"))
