@@ -204,25 +204,24 @@ def _duration_text(text: str) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .daemon import run
-    _checked_config(args)
+    from .daemon import run  # refuses what `config check` lists (engine.py, preflight.py)
     return run(args.config, args)
 
 
 def _checked_config(args: argparse.Namespace) -> configuration.Config:
     """The configuration `run` would use, or ConfigError with every problem."""
-    from .preflight import problems
+    from .preflight import check
     config, found = configuration.read(args.config, args)
-    found += problems(config)
+    found += check(config)[1]
     if found:
         raise configuration.ConfigError("\n".join(map(str, found)))
     return config
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    from .preflight import problems
+    from .preflight import check
     config, found = configuration.read(args.config, args)
-    found += problems(config)
+    found += check(config)[1]
     if args.json:
         _print_json({"source": config.source, "ok": not found,
                      "problems": [{"where": p.where, "key": p.key, "reason": p.reason}
@@ -268,7 +267,7 @@ _HUMAN: dict[str, Callable[[dict[str, Any], float], str]] = {
     "why": display.why,
     "block": lambda answer, now: display.blocked(answer["block"], now),
     "unblock": lambda answer, now: f"unblocked {answer['unblocked']}\n",
-    "reload": lambda answer, now: f"reloaded: {answer['signatures']} signatures in use\n",
+    "reload": lambda answer, now: display.reloaded(answer),
 }
 
 

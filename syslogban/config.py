@@ -152,26 +152,29 @@ ARGV = Kind(_argv, list)
 OPTIONS: tuple[Option, ...] = (
     # inputs
     Option("stdin", BOOL, False, "read records from standard input (a syslog pipe)",
-           metavar="BOOL"),
+           metavar="BOOL", restart=True),
     Option("omprog", BOOL, False,
            "be rsyslog's omprog child: read records on stdin, confirm each (confirmMessages)",
-           metavar="BOOL"),
+           metavar="BOOL", restart=True),
     Option("listen", LISTEN_URLS, (),
            "listen for syslog: udp://HOST:PORT, tcp://HOST:PORT, unix:///PATH (repeatable)",
-           metavar="URL", repeat=True),
+           metavar="URL", repeat=True, restart=True),
     Option("listen_allow", NETWORKS, ("127.0.0.0/8", "::1/128"),
            "sender networks the listeners take records from (others are dropped, counted)",
-           metavar="CIDR", repeat=True),
+           metavar="CIDR", repeat=True, restart=True),
     Option("listen_rate", whole(1, 10**7), 50000,
-           "datagrams a second one sender may send (bursts of a second's worth)", metavar="N"),
+           "datagrams a second one sender may send (bursts of a second's worth)", metavar="N",
+           restart=True),
     Option("udp_buffer", whole(65536, 1 << 30), 8 << 20,
-           "receive buffer of UDP and unix sockets, bytes", metavar="BYTES"),
-    Option("unix_mode", OCTAL, "0660", "mode of unix listening sockets", metavar="MODE"),
-    Option("unix_group", TEXT, "", "group of unix listening sockets", metavar="GROUP"),
+           "receive buffer of UDP and unix sockets, bytes", metavar="BYTES", restart=True),
+    Option("unix_mode", OCTAL, "0660", "mode of unix listening sockets", metavar="MODE",
+           restart=True),
+    Option("unix_group", TEXT, "", "group of unix listening sockets", metavar="GROUP",
+           restart=True),
     Option("tcp_max_connections", whole(1, 65536), 256,
-           "TCP connections at once (more are refused, counted)", metavar="N"),
+           "TCP connections at once (more are refused, counted)", metavar="N", restart=True),
     Option("tcp_idle", POSITIVE_DURATION, 300.0, "close a TCP connection silent this long",
-           metavar="DURATION"),
+           metavar="DURATION", restart=True),
     Option("facilities", FACILITY_NAMES, ("mail",),
            "syslog facilities to read where records carry a PRI (e.g. mail,auth,authpriv)",
            metavar="LIST"),
@@ -222,27 +225,30 @@ OPTIONS: tuple[Option, ...] = (
            metavar="M"),
     # firewall and state
     Option("backend", TEXT, "nftables" if platform.system() == "Linux" else "pf",
-           "firewall backend: nftables, ipset, pf, ipfw, or null (logs only)", metavar="NAME"),
+           "firewall backend: nftables, ipset, pf, ipfw, or null (logs only)", metavar="NAME",
+           restart=True),
     Option("firewall_check", POSITIVE_DURATION, 60.0,
            "how often to compare the firewall with the state (and repair it)",
            metavar="DURATION"),
     Option("dry_run", BOOL, False, "decide and log, but change no firewall and keep no state",
-           flag="--dry-run", metavar="BOOL"),
-    Option("flush_on_exit", BOOL, False, "remove all blocks when stopping", metavar="BOOL"),
+           flag="--dry-run", metavar="BOOL", restart=True),
+    Option("flush_on_exit", BOOL, False, "remove all blocks when stopping", metavar="BOOL",
+           restart=True),
     Option("batch_delay", number(0, 60), 0.0,
            "seconds to wait before a batch leaves (0: as soon as the previous one is done)",
            metavar="SECONDS"),
     Option("state", TEXT, "/var/lib/syslogban/state.db", "state file (SQLite)",
-           metavar="PATH"),
+           metavar="PATH", restart=True),
     Option("state_durable", BOOL, False,
            "wait for the disk on every commit: blocks survive a power loss, not only a "
-           "crash of syslogban (costs a disk flush per batch)", metavar="BOOL"),
-    Option("control", TEXT, "/run/syslogban/control.sock", "control socket", metavar="PATH"),
+           "crash of syslogban (costs a disk flush per batch)", metavar="BOOL", restart=True),
+    Option("control", TEXT, "/run/syslogban/control.sock", "control socket", metavar="PATH",
+           restart=True),
     Option("user", TEXT, "",
            "after start-up, run as this user keeping only CAP_NET_ADMIN (Linux; empty: stay)",
-           metavar="USER"),
+           metavar="USER", restart=True),
     Option("control_group", TEXT, "", "group allowed to use the control socket (mode 0660)",
-           metavar="GROUP"),
+           metavar="GROUP", restart=True),
     # observability
     Option("log_level", LEVEL, "INFO", "debug, info, warning or error", metavar="LEVEL"),
     Option("log_file", TEXT, "", "log to this file instead of stderr", metavar="PATH"),
@@ -276,7 +282,7 @@ SCHEMA: tuple[Table, ...] = (
     Table("", OPTIONS),
     Table("services", tuple(o for o in OPTIONS if o.per_service), named=True,
           help="per-service policies (fail2ban's jails), scored apart"),
-    Table("notify", NOTIFY_OPTIONS, help="notifications of blocks"),
+    Table("notify", NOTIFY_OPTIONS, help="notifications of blocks", restart=True),
     Table("backend_options", open=True, help="options of the firewall backend's driver"),
     FLEET,
     CROWDSEC,
@@ -395,6 +401,14 @@ def read(path: str | None, flags: argparse.Namespace | None = None
         problems.append(Problem(path or "command line", "stdin",
                                 "stdin and omprog both read standard input: choose one"))
     return Config(values, path or "defaults"), problems
+
+
+def restart_needed(old: Config, new: Config) -> list[str]:
+    """The keys and tables whose change a reload cannot apply (Option.restart,
+    Table.restart): they take effect at the next start."""
+    changed = [o.key for o in OPTIONS if o.restart and old.values[o.key] != new.values[o.key]]
+    return changed + [t.name for t in SCHEMA if t.restart and
+                      old.values[t.name] != new.values[t.name]]
 
 
 def parse_table(name: str, data: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,16 +27,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import sys
 import time
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from . import __version__, metrics, status
+from . import __version__, logs, metrics, status
 from .backends import Backend, create
 from .blocker import Block
-from .config import Config, load
+from .config import Config, load, restart_needed
 from .control import ControlServer
 from .commands import Commands
 from .decisions import Decisions
@@ -56,6 +55,7 @@ PRUNE_EVERY = 60.0
 class Daemon:
     def __init__(self, config: Config, config_path: str | None = None, flags: Any = None) -> None:
         self.config_path = config_path  # what `reload` reads again
+        self.started_with = config  # what a reload cannot change (Option.restart)
         self.flags = flags
         self.engine = Engine.build(config)
         self.decisions = Decisions(self.engine.blocker_config())
@@ -182,20 +182,44 @@ class Daemon:
     # ------------------------------------------------------------ reloading
 
     async def reload(self) -> dict[str, Any]:
+        """Rules, allow-list and policies anew; refuses what a start would refuse,
+        applies driver options, and names the changes that wait for a restart."""
+        logs.reopen()  # first: a rotated log_file is followed even if the file is broken
         try:
             config = load(self.config_path, self.flags)
             # In a thread: names in the allow-list are resolved, netlink is asked.
             engine = await asyncio.to_thread(Engine.build, config, self.engine)
+            backend = self._new_backend(config)
         except Exception as exc:  # a broken file must never stop the daemon
             log.error("reload failed, the previous configuration stays in force: %s", exc)
-            return {"ok": False, "error": f"reload failed, previous configuration kept: {exc}"}
+            # one line each: the verdict, then every problem (file: key: reason)
+            return {"ok": False, "error": f"reload failed, previous configuration kept:\n{exc}"}
+        waiting = restart_needed(self.started_with, config)
+        if config.log_file != self.engine.config.log_file:
+            logs.setup(config.log_level, config.log_file)
         self.engine = engine
         self.decisions.reconfigure(engine.blocker_config())
         self.enforcer.batch_delay = config.batch_delay
+        logging.getLogger().setLevel(config.log_level)
+        if backend is not None:  # the driver's options changed: the same driver, anew
+            await self.enforcer.replace_backend(backend)
+            self.backend = backend
         await self.enforcer.sync()
-        log.info("reloaded: %d signatures, %d allow-list entries",
-                 len(engine.signatures), len(engine.allow))
-        return {"ok": True, "signatures": len(engine.signatures)}
+        log.info("reloaded: %d signatures, %d allow-list entries%s",
+                 len(engine.signatures), len(engine.allow),
+                 f"; at the next start only: {', '.join(waiting)}" if waiting else "")
+        return {"ok": True, "signatures": len(engine.signatures), "restart_needed": waiting,
+                "backend_options_applied": backend is not None}
+
+    def _new_backend(self, config: Config) -> Backend | None:
+        """A driver with the new options when only they changed (nftables' ports,
+        say); None when they did not, or when a restart must change the driver."""
+        old = self.engine.config
+        if config.dry_run or self.started_with.dry_run \
+                or config.backend != self.started_with.backend \
+                or config.backend_options == old.backend_options:
+            return None
+        return create(config.backend, **config.backend_options)
 
     def status(self) -> dict[str, Any]:
         return status.render(self.engine, self.decisions, self.enforcer, self.inputs, self.started,
@@ -205,8 +229,5 @@ class Daemon:
 def run(config_path: str | None, flags: Any) -> int:
     """`syslogban run`: configure logging, then run the daemon until it stops."""
     config = load(config_path, flags)
-    handler: logging.Handler = (logging.FileHandler(config.log_file) if config.log_file
-                                else logging.StreamHandler(sys.stderr))
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=config.log_level, handlers=[handler], force=True)
+    logs.setup(config.log_level, config.log_file)
     return asyncio.run(Daemon(config, config_path, flags).run())

@@ -177,8 +177,8 @@ def status(answer: Mapping[str, Any]) -> str:
              f"scoring        {_policy(config)}"]
     for name, policy in config.get("services", {}).items():
         lines.append(f"  {name:<13}{_policy({**config, **policy})}")
-    lines.append(f"blacklist      "
-                 f"{'lifetime danger ' + str(config['blacklist']) if config['blacklist'] else 'off'}")
+    blacklist = config["blacklist"]
+    lines.append(f"blacklist      {f'lifetime danger {blacklist}' if blacklist else 'off'}")
     lines.append(f"allow-list     {', '.join(answer['allow']) or '-'}")
     for directory, names in _by_directory(answer["rule_files"]).items():
         lines.append(f"rule files     {directory}: {', '.join(names)}")
@@ -187,6 +187,17 @@ def status(answer: Mapping[str, Any]) -> str:
     if attacks:
         lines += ["", *table(("SIGNATURE", "ATTACKS"),
                              sorted(attacks.items(), key=lambda item: (-item[1], item[0])))]
+    return "\n".join(lines) + "\n"
+
+
+def reloaded(answer: Mapping[str, Any]) -> str:
+    """`syslogban reload`: what took effect, and what waits for a restart."""
+    lines = [f"reloaded: {answer['signatures']} signatures in use"]
+    if answer.get("backend_options_applied"):
+        lines.append("backend options applied")
+    if answer.get("restart_needed"):
+        lines.append("changed, but applied only at the next start (restart syslogban): "
+                     + ", ".join(answer["restart_needed"]))
     return "\n".join(lines) + "\n"
 
 

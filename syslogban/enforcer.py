@@ -213,6 +213,15 @@ class Enforcer:
     def _wanted(self) -> dict[str, float]:
         return {t: b.until for t, b in self.decisions.blocker.active.items()}
 
+    async def replace_backend(self, backend: Backend) -> None:
+        """Hands the firewall to `backend` (the same driver with other options,
+        after a reload): started, then synced by the caller; the old one is let
+        go of without flushing, so the blocks stay in force throughout."""
+        async with self.firewall:
+            await asyncio.to_thread(backend.start)
+            old, self.backend = self.backend, backend
+        await asyncio.to_thread(old.stop, False)
+
     async def sync(self) -> None:
         """Makes the firewall hold exactly the active blocks (after a reload)."""
         async with self.firewall:

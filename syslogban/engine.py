@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from pathlib import Path
 
 from .attempts import Accountant
 from .blocker import BlockerConfig
-from .config import Config, own_addresses, resolve_allow
+from .config import Config, ConfigError, own_addresses, resolve_allow
 from .correlation import Correlator
 from .matcher import Matcher
 from .pipeline import Pipeline
+from .preflight import check
 from .record import FACILITIES, RecordParser
 from .scanner import Scanner
-from .signatures import Signature, load_rules, select
+from .signatures import Signature, select
 
 
 @dataclass(slots=True)
@@ -38,8 +38,12 @@ class Engine:
 
     @classmethod
     def build(cls, config: Config, previous: Engine | None = None) -> Engine:
-        dirs = [Path(d) for d in config.rules] or None
-        signatures = select(load_rules(dirs), config.enable, config.disable)
+        """Raises ConfigError with every problem `syslogban config check` would
+        list (preflight.py): a start and a reload refuse the same things."""
+        loaded, found = check(config)
+        if found or loaded is None:
+            raise ConfigError("\n".join(map(str, found)))
+        signatures = select(loaded, config.enable, config.disable)
         matcher = Matcher(signatures, Correlator(config.sessions, config.session_ttl))
         accountant = Accountant(config.sessions, config.session_ttl)
         if previous is not None:  # sessions and attempts in flight survive a reload

@@ -12,7 +12,7 @@ Rules of this file:
   address as an argument of its own and an environment built from the Block
   alone. No whois and no DNS about the attacker, either.
 * Log lines (the evidence) are attacker text: user names, HELO names. They go
-  only into the body of a mail, each line cut at MAX_LINE characters with every
+  only into the body of a mail, each line cut at display.MAX_LINE characters with every
   character that is not printable escaped; never into a header, never to the
   hook. Headers are set through the email API, which refuses line breaks.
 * The target is checked again (normal_target) before it enters a subject or an
@@ -51,7 +51,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from .blocker import Block, normal_target
-from .display import MAX_LINE, printable
+from .display import printable
 from .durations import format_duration
 
 log = logging.getLogger("syslogban.notify")

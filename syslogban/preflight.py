@@ -21,24 +21,23 @@ from .schema import Problem
 from .signatures import RuleError, Signature, load_rules, select
 
 
-def problems(config: Config, loaded: Sequence[Signature] | None = None) -> list[Problem]:
-    """Everything that would stop `run` with this configuration (`loaded`: the
-    rules, when the caller has read them already)."""
+def check(config: Config) -> tuple[list[Signature] | None, list[Problem]]:
+    """The rules `run` would load (None when they cannot be), and everything that
+    would stop `run` with this configuration."""
     found: list[Problem] = []
-    where = config.source
-    if loaded is None:
-        try:
-            loaded = load_rules([Path(d) for d in config.rules] or None)
-        except RuleError as exc:
-            found.append(Problem(where, "rules", str(exc)))
+    loaded: list[Signature] | None = None
+    try:
+        loaded = load_rules([Path(d) for d in config.rules] or None)
+    except RuleError as exc:
+        found.append(Problem(config.source, "rules", str(exc)))
     if loaded is not None:
         found += _selection(config, loaded)
     found += _backend(config)
     for key in ("log_file", "metrics_file"):
         reason = unwritable(getattr(config, key))
         if reason:
-            found.append(Problem(where, key, reason))
-    return found
+            found.append(Problem(config.source, key, reason))
+    return loaded, found
 
 
 def _selection(config: Config, loaded: Sequence[Signature]) -> list[Problem]:

@@ -63,6 +63,7 @@ class Option:
     metavar: str = "VALUE"
     repeat: bool = False  # a list flag given several times
     per_service: bool = False  # also a key of [services.NAME] (a policy key)
+    restart: bool = False  # read at start only: a reload says a restart is needed
 
     @property
     def flags(self) -> str:
@@ -83,6 +84,7 @@ class Table:
     check: Callable[[Mapping[str, Any]], list[str]] | None = None
     # What the table's values make, for its consumer (FleetSettings): config.fleet
     make: Callable[..., Any] | None = None
+    restart: bool = False  # the whole table is read at start only
 
     def option(self, key: str) -> Option | None:
         return next((o for o in self.options if o.key == key), None)

@@ -175,3 +175,12 @@ def test_block_time_beyond_the_cap_is_honoured_or_refused_never_capped(tmp_path:
         path.write_text(text + "\n")
         with pytest.raises(ConfigError, match=re.escape(key) + " is longer than max_block_time"):
             load(str(path))
+
+
+def test_a_reload_knows_which_changes_need_a_restart(tmp_path: Path) -> None:
+    from syslogban.config import restart_needed
+    old = load(None)
+    new = load(None, flags("--listen", "udp://127.0.0.1:5514", "--threshold", "40",
+                           "--backend", "ipset", "--notify", "smtp_port=2525"))
+    assert restart_needed(old, new) == ["listen", "backend", "notify"]  # not threshold
+    assert restart_needed(old, load(None, flags("--window", "1h"))) == []

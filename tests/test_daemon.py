@@ -30,13 +30,13 @@ def attack_lines(address: str, count: int = 3, program: str = "postfix/smtpd") -
 class Daemon:
     """One `syslogban run --stdin` with private state, control socket and log."""
 
-    def __init__(self, tmp: Path, *args: str, backend: str = "null",
+    def __init__(self, tmp: Path, *args: str, backend: str | None = "null",
                  wrap: tuple[str, ...] = ()) -> None:
         self.tmp = tmp
         self.control = str(tmp / "control.sock")
         self.log = tmp / "daemon.log"
-        argv = [*wrap, *SYSLOGBAN, "run", "--stdin", "--backend", backend,
-                "--state", str(tmp / "state.db"),
+        argv = [*wrap, *SYSLOGBAN, "run", "--stdin",
+                *(("--backend", backend) if backend else ()), "--state", str(tmp / "state.db"),
                 "--control", self.control, "--batch-delay", "0.001",
                 "--allow-own-addresses", "false", *args]
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, cwd=ROOT,
@@ -100,7 +100,7 @@ def daemons(tmp_path: Path) -> Iterator[list[Daemon]]:
             d.proc.wait()
 
 
-def start(daemons: list[Daemon], tmp: Path, *args: str, backend: str = "null",
+def start(daemons: list[Daemon], tmp: Path, *args: str, backend: str | None = "null",
           wrap: tuple[str, ...] = ()) -> Daemon:
     daemon = Daemon(tmp, *args, backend=backend, wrap=wrap)
     daemons.append(daemon)

@@ -25,10 +25,10 @@ from hypothesis import strategies as st
 from syslogban import notify
 from syslogban.blocker import Block
 from syslogban.config import ConfigError
+from syslogban.display import MAX_LINE
 from syslogban.notify import (
     DIGEST_LIMIT,
     HOOK_PATH,
-    MAX_LINE,
     DigestEntry,
     Notifier,
     NotifyConfig,

@@ -18,7 +18,8 @@ __all__ = ["daemons"]  # the fixture, shared with test_daemon
 
 # What leaks when Python objects are printed instead of words: dict/list/tuple
 # reprs, None/True/False, a float infinity in JSON, object and dataclass reprs.
-REPR = re.compile(r"\{'[^'\n]*': |\['[^'\n]*'[,\]]|\('[^'\n]*',|\bNone\b|\bTrue\b|\bFalse\b|\bInfinity\b|\bNaN\b|\binf\b"
+REPR = re.compile(r"\{'[^'\n]*': |\['[^'\n]*'[,\]]|\('[^'\n]*',"
+                  r"|\bNone\b|\bTrue\b|\bFalse\b|\bInfinity\b|\bNaN\b|\binf\b"
                   r"|object at 0x|<[\w.]+ object|\b[A-Z]\w+\(\w+=|Traceback")
 SAMPLE = ROOT / "contrib" / "sample" / "mail.log"
 

@@ -130,4 +130,4 @@ CROWDSEC = Table("crowdsec", (
     Option("poll", duration(minimum=POLL_RANGE[0], maximum=POLL_RANGE[1]), DEFAULT_POLL,
            "how often to ask for new decisions (1s to 1h)"),
 ), help="CrowdSec's Local API: pull its decisions, push syslogban's blocks as alerts",
-    check=_roles, make=CrowdSecSettings)
+    check=_roles, make=CrowdSecSettings, restart=True)

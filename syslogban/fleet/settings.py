@@ -74,4 +74,5 @@ FLEET = Table("fleet", (
            "remote blocks taken a second (bursts of a minute's worth)"),
     Option("keep", FINITE, _D.keep, "how long events stay in the database"),
     Option("connect_timeout", FINITE, _D.connect_timeout, "give up connecting after this"),
-), help="several hosts sharing attacks and blocks through PostgreSQL", make=FleetSettings)
+), help="several hosts sharing attacks and blocks through PostgreSQL", make=FleetSettings,
+    restart=True)
