@@ -184,6 +184,9 @@ def status(answer: Mapping[str, Any]) -> str:
         lines.append(f"rule files     {directory}: {', '.join(names)}")
     attacks = counters.pop("attacks", {})
     lines += ["", *sections(counters)]
+    others = {k: v for k, v in answer.items() if k not in _STATUS_SHOWN}
+    if others:  # what other rooms add (fleet, CrowdSec): shown whatever it is
+        lines += ["", *sections(others)]
     if attacks:
         lines += ["", *table(("SIGNATURE", "ATTACKS"),
                              sorted(attacks.items(), key=lambda item: (-item[1], item[0])))]
@@ -209,6 +212,10 @@ def signatures(rows: Iterable[Mapping[str, Any]]) -> str:
                    for r in rows])
     used = sum(r["in_use"] for r in rows)
     return "\n".join([*lines, f"{used} of {len(rows)} signatures in use"]) + "\n"
+
+
+_STATUS_SHOWN = {"version", "uptime", "backend", "signatures", "config", "allow", "rule_files",
+                 "counters"}
 
 
 def _by_directory(paths: Iterable[str]) -> dict[str, list[str]]:
