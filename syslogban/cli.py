@@ -265,8 +265,8 @@ _HUMAN: dict[str, Callable[[dict[str, Any], float], str]] = {
     "status": lambda answer, now: display.status(answer),
     "list": lambda answer, now: display.blocks(answer["blocks"], now),
     "why": display.why,
-    "block": lambda answer, now: display.blocked(answer["block"], now),
-    "unblock": lambda answer, now: f"unblocked {answer['unblocked']}\n",
+    "block": display.blocked,
+    "unblock": lambda answer, now: display.unblocked(answer),
     "reload": lambda answer, now: display.reloaded(answer),
 }
 

@@ -308,13 +308,18 @@ class Config:
         return table.make(**value) if table is not None and table.make else value
 
     def policy(self, overrides: Mapping[str, Any] | None = None) -> Policy:
-        v = {**{k: self.values[k] for k in SERVICE_KEYS}, **(overrides or {})}
-        if "max_block_time" not in (overrides or {}):  # a service's longer block_time
-            v["max_block_time"] = max(v["max_block_time"], v["block_time"])  # is honoured
+        v = self.policy_values(overrides)
         attempts = v["attempts"]
         return Policy(threshold=attempts or v["threshold"], window=v["window"],
                       block_time=v["block_time"], multiplier=v["multiplier"],
                       max_block_time=v["max_block_time"], count_attempts=bool(attempts))
+
+    def policy_values(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A service's whole policy: the top level's keys, then its own."""
+        v = {**{k: self.values[k] for k in SERVICE_KEYS}, **(overrides or {})}
+        if "max_block_time" not in (overrides or {}):  # a service's longer block_time
+            v["max_block_time"] = max(v["max_block_time"], v["block_time"])  # is honoured
+        return v
 
     def blocker(self, allow: Iterable[Network]) -> BlockerConfig:
         return BlockerConfig(
@@ -333,8 +338,7 @@ class Config:
     def toml(self, comments: bool = True) -> str:
         """The configuration in effect as a TOML file (`syslogban config show`); each
         service with a policy of its own shows all of it, not only its own keys."""
-        services = {name: {**{k: self.values[k] for k in SERVICE_KEYS}, **own}
-                    for name, own in self.services.items()}
+        services = {name: self.policy_values(own) for name, own in self.services.items()}
         return render(SCHEMA, {**self.values, "services": services}, comments)
 
 
@@ -401,6 +405,20 @@ def read(path: str | None, flags: argparse.Namespace | None = None
         problems.append(Problem(path or "command line", "stdin",
                                 "stdin and omprog both read standard input: choose one"))
     return Config(values, path or "defaults"), problems
+
+
+def _block_times(values: Mapping[str, Any], where: str) -> list[Problem]:
+    """A block_time longer than the max_block_time beside it cannot be meant."""
+    found = []
+    tables = [("", values), *((f"services.{n}.", t) for n, t in values["services"].items())]
+    for prefix, table in tables:
+        if "block_time" in table and table["block_time"] != PERMANENT and \
+                table["block_time"] > table.get("max_block_time", PERMANENT):
+            found.append(Problem(where, f"{prefix}block_time",
+                                 f"{format_duration(table['block_time'])} is longer than "
+                                 f"max_block_time ({format_duration(table['max_block_time'])}):"
+                                 " raise max_block_time, or write block_time = \"permanent\""))
+    return found
 
 
 def restart_needed(old: Config, new: Config) -> list[str]:

@@ -16,6 +16,7 @@ from datetime import datetime, tzinfo
 from typing import Any
 
 from .durations import PERMANENT
+from .pipeline import shorten, untagged_summary
 
 MAX_LINE = 1000  # characters of one log line shown
 
@@ -117,13 +118,22 @@ def blocks(answer: Sequence[Mapping[str, Any]], now: float, tz: tzinfo | None = 
     return "\n".join([*lines, f"{_count(len(rows), 'active block')}"]) + "\n"
 
 
-def blocked(block: Mapping[str, Any], now: float, tz: tzinfo | None = None) -> str:
-    """`syslogban block ADDR`: what was blocked, and until when."""
+def blocked(answer: Mapping[str, Any], now: float, tz: tzinfo | None = None) -> str:
+    """`syslogban block ADDR`: what was blocked, until when, and what it replaced."""
+    block, replaced = answer["block"], answer.get("replaced")
     until = block["until"]
-    if until is None:
-        return f"blocked {block['target']} permanently\n"
-    return (f"blocked {block['target']} until {local_time(until, tz)} "
-            f"({human_duration(until - now)} left)\n")
+    line = (f"blocked {block['target']} permanently" if until is None else
+            f"blocked {block['target']} until {local_time(until, tz)} "
+            f"({human_duration(until - now)} left)")
+    if replaced:
+        line += f", replacing a {replaced['duration']} {replaced['reason']} block"
+    return line + "\n"
+
+
+def unblocked(answer: Mapping[str, Any]) -> str:
+    """`syslogban unblock ADDR`: what was lifted (the prefix block holding ADDR, say)."""
+    covered = f" (it held {answer['covered']})" if answer.get("covered") else ""
+    return f"unblocked {answer['unblocked']}{covered}\n"
 
 
 def why(answer: Mapping[str, Any], now: float, tz: tzinfo | None = None) -> str:
@@ -134,8 +144,8 @@ def why(answer: Mapping[str, Any], now: float, tz: tzinfo | None = None) -> str:
     block = answer.get("block")
     if block:
         until = block["until"]
-        covered = f" as part of {answer['covered_by']}" if answer.get("covered_by") else ""
-        facts["blocked"] = (f"yes ({block['reason']}){covered}, score {block['score']}, "
+        covered = f" (as part of {answer['covered_by']})" if answer.get("covered_by") else ""
+        facts["blocked"] = (f"yes{covered}: {block['reason']}, score {block['score']}, "
                             f"block number {block['nth']}")
         facts["started"] = local_time(block["since"], tz)
         facts["ends"] = local_time(until, tz) if until is not None else "permanent"
@@ -183,6 +193,10 @@ def status(answer: Mapping[str, Any]) -> str:
     for directory, names in _by_directory(answer["rule_files"]).items():
         lines.append(f"rule files     {directory}: {', '.join(names)}")
     attacks = counters.pop("attacks", {})
+    untagged, sample = counters.pop("records_untagged", 0), counters.pop("untagged_sample", "")
+    if untagged:  # said as `check` says it: a format that loses the tag hides attacks
+        lines += [f"untagged       {untagged_summary(untagged)}",
+                  f"  e.g. {printable(shorten(sample or ''))}"]
     lines += ["", *sections(counters)]
     others = {k: v for k, v in answer.items() if k not in _STATUS_SHOWN}
     if others:  # what other rooms add (fleet, CrowdSec): shown whatever it is
