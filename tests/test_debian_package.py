@@ -19,15 +19,16 @@ from pathlib import Path
 
 import pytest
 from debian_root import CACHE, base_root, build_root, missing_tools, overlay, run_in
+from system import requires
 
 ROOT = Path(__file__).resolve().parent.parent
 ATTACK = ("Nov 21 10:00:0{n} mx postfix/smtpd[10{n}]: warning: unknown[192.0.2.7]: "
           "SASL LOGIN authentication failed: UGFzc3dvcmQ6")
 
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or bool(missing_tools()) or shutil.which("dpkg") is None,
-    reason="needs root, dpkg and " + ", ".join(missing_tools() or ["debootstrap"]) +
-           " (it builds Debian 12 roots with debootstrap and mounts overlays)")
+pytestmark = requires(
+    os.geteuid() == 0 and not missing_tools() and shutil.which("dpkg") is not None,
+    "needs root, dpkg and " + ", ".join(missing_tools() or ["debootstrap"]) +
+    " (it builds Debian 12 roots with debootstrap and mounts overlays)")
 
 
 def source_files() -> list[str]:
