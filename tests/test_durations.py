@@ -38,7 +38,7 @@ def test_the_configuration_refuses_them_naming_file_and_key(tmp_path: Path, key:
     with pytest.raises(ConfigError, match=f"{path}: {key}: 100000w is longer than 3650d"):
         load(str(path))
     path.write_text(f'[services.dovecot]\n{key} = "100000w"\n')
-    with pytest.raises(ConfigError, match=f"services.dovecot: {key}: 100000w is longer"):
+    with pytest.raises(ConfigError, match=f"{path}: services.dovecot.{key}: 100000w is longer"):
         load(str(path))
 
 
