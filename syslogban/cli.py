@@ -405,6 +405,7 @@ def _rules_show(args: argparse.Namespace) -> int:
         if s.id == args.id:
             facts = {"id": s.id, "service": s.service, "description": s.description,
                      "source": s.source, "enabled": s.enabled, "danger": s.danger,
+                     "role": s.role, "serves": list(s.serves),
                      "programs": list(s.programs), "pattern": s.pattern,
                      "literal": s.literal, "caseless": s.caseless,
                      "examples": [{"kind": e.kind, "address": e.address, "line": e.line}
@@ -413,14 +414,26 @@ def _rules_show(args: argparse.Namespace) -> int:
                 _print_json(facts)
                 return 0
             shown = {**facts, "enabled": "yes" if s.enabled else "no (turn on with --enable)",
+                     "danger": f"{s.danger} per attempt", "role": _role(s),
                      "programs": ", ".join(s.programs) or "(any)",
                      "literal": json.dumps(s.literal) + (" (any case)" if s.caseless else "")}
-            del shown["caseless"], shown["examples"]
+            del shown["caseless"], shown["examples"], shown["serves"]
             print("\n".join(display.sections(shown)))
             print("\n".join(display.table(("EXAMPLE", "ADDRESS", "LINE"),
                                           [(e.kind, e.address, e.line) for e in s.examples])))
             return 0
     raise UsageError(f"no signature '{args.id}' (see 'syslogban rules list')")
+
+
+def _role(s: Signature) -> str:
+    """What the signature's line is to attempt accounting, in words."""
+    if s.binds:
+        return "binds a session to an address (no attack)"
+    session = ("the record's process" if s.by_pid
+               else "its <SESSION>, where written" if s.sessioned
+               else "its <ID>" if s.resolves else "none (time ties its lines)")
+    serves = f"; also reports attempts of {', '.join(s.serves)}" if s.serves else ""
+    return f"{s.role}{serves}; session: {session}"
 
 
 def _rules_check(args: argparse.Namespace) -> int:

@@ -135,6 +135,8 @@ def test_rules_list_show_check(rules: Path) -> None:
     show = run("rules", "show", "demo.probe", "--rules", str(rules))
     assert re.search(r"^pattern +probe from <ADDR>\$$", show.stdout, re.M)
     assert re.search(r"^enabled +no \(turn on with --enable\)$", show.stdout, re.M)
+    assert re.search(r"^role +attempt; session: none \(time ties its lines\)$", show.stdout,
+                     re.M)
     assert run("rules", "show", "nope", "--rules", str(rules)).returncode == 2
     check = run("rules", "check", "--rules", str(rules))
     assert check.returncode == 0 and "2 signatures, 6 examples, 0 session examples, 0 failed" in check.stdout
