@@ -31,12 +31,14 @@ Handler = Callable[[dict[str, Any]], Awaitable[Answer]]
 class Commands:
     def __init__(self, decisions: Decisions, enforcer: Enforcer, state: State,
                  status: Callable[[], dict[str, Any]],
-                 reload: Callable[[], Awaitable[Answer]]) -> None:
+                 reload: Callable[[], Awaitable[Answer]],
+                 unblocked: Callable[[str, float], None]) -> None:
         self.decisions = decisions
         self.enforcer = enforcer
         self.state = state
         self._status = status
         self._reload = reload
+        self._unblocked = unblocked  # the remote parts hear of an admin's unblock
         self._handlers: dict[str, Handler] = {
             "status": self._show_status, "list": self._list, "block": self._block,
             "unblock": self._unblock, "reload": self._reload_config, "why": self._why,
@@ -73,6 +75,7 @@ class Commands:
         block = self.decisions.unblock(target, time.time())
         self.enforcer.lift(block)
         await self.enforcer.flush()
+        self._unblocked(block.target, time.time())
         answer: Answer = {"ok": True, "unblocked": block.target}
         if block.target != target:
             answer["covered"] = target  # the prefix block that held it was lifted

@@ -45,6 +45,7 @@ from .inputs import Inputs
 from .notify import Notifier, NotifyConfig
 from .pipeline import Detection
 from .privileges import capabilities, drop_to
+from .remotes import Remotes
 from .state import State
 
 log = logging.getLogger("syslogban")
@@ -65,11 +66,12 @@ class Daemon:
         self.started = time.time()
         self.enforcer = Enforcer(self.decisions, self.state, self.backend, config.batch_delay,
                                  self._blocked)
+        self.remotes = Remotes(config, self.decisions, self.enforcer)
         self.stopping = asyncio.Event()
         self.control: ControlServer | None = None
         self.inputs = Inputs(config, self._detect, self._detect_record, self.enforcer.commit)
         self.commands = Commands(self.decisions, self.enforcer, self.state, self.status,
-                                 self.reload)
+                                 self.reload, self.remotes.unblocked)
         self.notifier = self._notifier(config)
         self.notifications: set[asyncio.Task[None]] = set()
 
@@ -89,6 +91,7 @@ class Daemon:
         active, history, ended = self.state.load(now)
         self.decisions.blocker.restore(active, history)
         self.enforcer.start(now)
+        await self.remotes.start()
         log.info("syslogban %s: %d signatures, backend %s, %d blocks restored, "
                  "%d ended while stopped, %d rows not restored", __version__,
                  len(self.engine.signatures), self.backend.name, len(active), len(ended),
@@ -114,6 +117,7 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self.inputs.close()
+        await self.remotes.stop()
         await self.enforcer.close(flush_firewall=config.flush_on_exit)
         if self.notifier is not None:
             await asyncio.gather(*self.notifications, return_exceptions=True)
@@ -152,13 +156,15 @@ class Daemon:
             self._decide(detection, now)
 
     def _decide(self, detection: Detection, now: float) -> None:
+        self.remotes.attacked(detection.attack, now)
         decided = self.decisions.decide(detection, now)
         if decided is not None:
             self.enforcer.queue(*decided)
 
     def _blocked(self, block: Block, evidence: list[str]) -> None:
-        """A block the firewall holds: notified in a task of its own (a slow mail
-        server must not hold the loop)."""
+        """A block the firewall holds: told to the remote parts, and notified in a
+        task of its own (a slow mail server must not hold the loop)."""
+        self.remotes.blocked(block, evidence)
         if self.notifier is not None:
             task = asyncio.create_task(self.notifier.on_block(block, evidence, time.time()))
             self.notifications.add(task)
@@ -199,6 +205,7 @@ class Daemon:
             logs.setup(config.log_level, config.log_file)
         self.engine = engine
         self.decisions.reconfigure(engine.blocker_config())
+        self.remotes.reconfigure(config)
         self.enforcer.batch_delay = config.batch_delay
         logging.getLogger().setLevel(config.log_level)
         if backend is not None:  # the driver's options changed: the same driver, anew
@@ -222,8 +229,8 @@ class Daemon:
         return create(config.backend, **config.backend_options)
 
     def status(self) -> dict[str, Any]:
-        return status.render(self.engine, self.decisions, self.enforcer, self.inputs, self.started,
-                             time.time())
+        return status.render(self.engine, self.decisions, self.enforcer, self.inputs,
+                             self.remotes.status(), self.started, time.time())
 
 
 def run(config_path: str | None, flags: Any) -> int:

@@ -147,6 +147,8 @@ def why(answer: Mapping[str, Any], now: float, tz: tzinfo | None = None) -> str:
         covered = f" (as part of {answer['covered_by']})" if answer.get("covered_by") else ""
         facts["blocked"] = (f"yes{covered}: {block['reason']}, score {block['score']}, "
                             f"block number {block['nth']}")
+        if block.get("origin"):  # a decision taken elsewhere (CrowdSec, the fleet)
+            facts["decided by"] = printable(block["origin"])
         facts["started"] = local_time(block["since"], tz)
         facts["ends"] = local_time(until, tz) if until is not None else "permanent"
         facts["left"] = human_duration(until - now if until is not None else None)

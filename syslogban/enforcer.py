@@ -170,9 +170,10 @@ class Enforcer:
             changes += [Change(False, b.target, 0.0) for b in unblocks]
             await self._apply(changes)
         for block, evidence in blocks:
-            log.warning("blocked %s for %s (%s, score %d: %s; block #%d)", block.target,
+            log.warning("blocked %s for %s (%s, score %d: %s; block #%d)%s", block.target,
                         format_duration(block.until - block.since), block.reason,
-                        block.score, ", ".join(block.signatures), block.nth)
+                        block.score, ", ".join(block.signatures), block.nth,
+                        f", decided by {block.origin}" if block.origin else "")
             self.on_blocked(block, evidence)
         for block in unblocks:
             log.info("unblocked %s", block.target)

@@ -21,7 +21,7 @@ from .inputs import Inputs
 
 
 def render(engine: Engine, decisions: Decisions, enforcer: Enforcer, inputs: Inputs,
-           started: float, now: float) -> dict[str, Any]:
+           remote: dict[str, Any], started: float, now: float) -> dict[str, Any]:
     c = engine.pipeline.counters
     matcher = engine.pipeline.matcher
     blocker = decisions.blocker
@@ -47,4 +47,5 @@ def render(engine: Engine, decisions: Decisions, enforcer: Enforcer, inputs: Inp
             "addresses_tracked": blocker.tracked(),
             **asdict(enforcer.counters),
         },
+        "remote": remote,  # the bounds' counters and each remote part's (empty: none)
     }

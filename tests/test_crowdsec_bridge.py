@@ -82,7 +82,7 @@ def test_pulled_decisions_arrive_and_leave(tmp_path: Path, lapi: LapiProcess) ->
         [d] = h.delivered
         assert (d.target, d.origin, d.revoked) == ("192.0.2.9", ADMIN, False)
         assert 3590 < d.until - time.time() <= 3600
-        assert d.evidence[0].startswith("CrowdSec decision #1 (cscli/manual 'ban' from")
+        assert d.evidence[0].startswith("CrowdSec decision #1, ")
         lapi.cscli("decisions", "delete", "-i", "192.0.2.9")
         await h.until(lambda: len(h.delivered) == 2, "the lift")
         assert (h.delivered[1].target, h.delivered[1].revoked) == ("192.0.2.9", True)

@@ -166,14 +166,17 @@ class CrowdSecBridge(Remote):
             if self.settings.pulls and not push_only and self.clock() >= self._next_poll:
                 await self._poll()
         except LapiError as exc:
+            await self._count_waiting()
             self._failed(exc)
         else:
+            await self._count_waiting()
             if self._failures:
                 log.warning("CrowdSec LAPI %s is reachable again", self.settings.url)
             self._failures, self._last_error = 0, ""
-        finally:
-            if self.store is not None:
-                self._waiting = len(await asyncio.to_thread(self.store.operations))
+
+    async def _count_waiting(self) -> None:
+        if self.store is not None:
+            self._waiting = len(await asyncio.to_thread(self.store.operations))
 
     def _failed(self, exc: LapiError) -> None:
         self.counters.errors += 1
@@ -282,8 +285,8 @@ class CrowdSecBridge(Remote):
         left = format_duration(update.until - now)
         return RemoteDecision(update.target, now, update.until, update.origin,
                               reason="crowdsec", evidence=(
-                                  f"CrowdSec decision #{update.decision} "
-                                  f"({update.origin.removeprefix('crowdsec:')}), {left} left",))
+                                  f"CrowdSec decision #{update.decision}, {left} left when "
+                                  "it arrived",))
 
 
 def _block(body: dict[str, Any]) -> Block:
