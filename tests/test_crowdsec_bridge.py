@@ -205,3 +205,21 @@ def test_decisions_deleted_while_syslogban_was_stopped_are_lifted_at_start(
         assert again.delivered == []
         await again.bridge.stop()
     run(scenario)
+
+
+def test_an_operation_the_lapi_can_never_take_does_not_hold_back_the_others(
+        tmp_path: Path, lapi: LapiProcess) -> None:
+    async def scenario() -> None:
+        h = Harness(tmp_path, settings(lapi, pull=False))
+        store = Store(h.path)
+        store.queue("192.0.2.1", "lookup", {"alert_id": 999, "origin": "crowdsec:x/y"})  # 404
+        store.queue("192.0.2.2", "alert", {"garbage": True})
+        store.close()
+        await h.start()
+        h.bridge.blocked(block("192.0.2.3"), ["line"])
+        await h.until(lambda: h.bridge.status()["alerts_sent"] == 1 and not h.outbox(),
+                      "the good alert")
+        assert h.bridge.status()["dropped"] == 2
+        assert [d["value"] for d in lapi.decisions("--origin", "syslogban")] == ["192.0.2.3"]
+        await h.bridge.stop()
+    run(scenario)

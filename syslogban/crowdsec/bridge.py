@@ -57,6 +57,7 @@ class BridgeCounters:
     alerts_sent: int = 0
     alerts_expired: int = 0   # their block ended before the LAPI could take them
     deletions_sent: int = 0
+    dropped: int = 0          # operations the LAPI refused outright (4xx): logged, not retried
     errors: int = 0
 
 
@@ -216,10 +217,28 @@ class CrowdSecBridge(Remote):
 
     async def _push(self) -> None:
         assert self.store is not None
-        for op in await asyncio.to_thread(self.store.operations):
-            await self._send(op)
+        waiting = await asyncio.to_thread(self.store.operations)
+        while waiting:
+            op = waiting.pop(0)
+            try:  # what follows from it goes next: the lookup right after its alert
+                waiting[0:0] = await self._send(op)
+            except LapiError as exc:
+                if not exc.rejected:
+                    raise  # unreachable, or a server error: the operation waits
+                self._drop(op, str(exc))
+            except (KeyError, TypeError, ValueError) as exc:  # an unreadable operation
+                self._drop(op, f"unreadable ({exc!r})")
 
-    async def _send(self, op: Operation) -> None:
+    def _drop(self, op: Operation, why: str) -> None:
+        """An operation the LAPI will never take: retrying it forever would hold
+        back every one behind it (CrowdSec agents do, crowdsecurity/crowdsec#2687)."""
+        assert self.store is not None
+        self.counters.dropped += 1
+        log.error("CrowdSec: dropped the %s of %s: %s", op.kind, op.target, why)
+        self.store.finish([op.id])
+
+    async def _send(self, op: Operation) -> list[Operation]:
+        """Sends one operation; the operations that follow from it."""
         assert self.store is not None
         follow: list[tuple[str, str, dict[str, Any]]] = []
         added: list[Decision] = []
@@ -247,9 +266,7 @@ class CrowdSecBridge(Remote):
             for decision_id in op.body["ids"]:
                 await asyncio.to_thread(self.lapi.delete_decision, decision_id)
                 self.counters.deletions_sent += 1
-        queued = await asyncio.to_thread(self.store.finish, [op.id], follow, added, removed)
-        for next_op in queued:  # at once: the lookup right after its alert
-            await self._send(next_op)
+        return await asyncio.to_thread(self.store.finish, [op.id], follow, added, removed)
 
     async def _poll(self) -> None:
         startup = not self._synced

@@ -39,6 +39,10 @@ RENEW_BEFORE = 60.0     # seconds before the token's end
 class LapiError(SyslogbanError):
     """The LAPI cannot be reached, or refused or misunderstood a request."""
 
+    def __init__(self, message: str, rejected: bool = False) -> None:
+        super().__init__(message)
+        self.rejected = rejected  # the LAPI read the request and said no (4xx): no retry helps
+
 
 class Lapi:
     def __init__(self, url: str, bouncer_key: str = "", machine_id: str = "",
@@ -152,7 +156,7 @@ class Lapi:
             raise LapiError(f"{where}: refused {credential} ({response.status} on /{route})")
         if not 200 <= response.status < 300:
             raise LapiError(f"{where}: /{route} answered {response.status}: "
-                            f"{_message(raw)}")
+                            f"{_message(raw)}", rejected=400 <= response.status < 500)
         try:
             return json.loads(raw) if raw.strip() else None
         except ValueError:
