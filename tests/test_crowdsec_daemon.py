@@ -5,7 +5,6 @@ side, the kernel's set on the other."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from crowdsec_lapi import Lapi, requires_lapi
-from netns import netns, nft_json, requires_netns  # noqa: F401 (fixture)
+from netns import netns, requires_netns, run_in  # noqa: F401 (fixture)
 from test_daemon import Daemon, attack_lines, daemons, start  # noqa: F401 (fixture)
 
 pytestmark = [requires_netns, requires_lapi]
@@ -23,13 +22,21 @@ ADMIN = "crowdsec:cscli/manual 'ban' from 'cscli-admin'"
 
 
 def kernel(ns: str) -> set[str]:
+    """The addresses and prefixes in syslogban's IPv4 sets, as the kernel holds them."""
+    return run_in(ns, _elements)
+
+
+def _elements() -> set[str]:
+    """Read with libnftables (python3-nftables) inside the namespace: no nft command."""
+    import nftables
+    nft = nftables.Nftables()
+    nft.set_json_output(True)
     found = set()
     for name in ("hosts4", "prefixes4"):
-        try:
-            listing = nft_json(ns, "list", "set", "inet", "syslogban", name)["nftables"]
-        except subprocess.CalledProcessError:  # the table is not there (yet)
+        rc, output, _ = nft.cmd(f"list set inet syslogban {name}")
+        if rc != 0:  # the table is not there (yet)
             continue
-        for item in listing:
+        for item in json.loads(output)["nftables"]:
             for elem in item.get("set", {}).get("elem", []):
                 value = elem["elem"]["val"] if isinstance(elem, dict) else elem
                 if isinstance(value, dict):  # a prefix
