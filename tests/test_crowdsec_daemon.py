@@ -129,15 +129,20 @@ def test_a_manual_unblock_deletes_the_decision(
     assert "203.0.113.5" not in kernel(netns)
 
 
-def test_a_decision_for_an_allow_listed_address_is_refused(
+def test_a_decision_for_an_allow_listed_address_is_refused_and_bounds_hold(
         netns: str, tmp_path: Path, daemons: list[Daemon], lapi: Lapi) -> None:
     d = run(netns, tmp_path, daemons, lapi)
     lapi.cscli("decisions", "add", "-i", "198.51.100.5", "-d", "4h")
-    lapi.cscli("decisions", "add", "-i", "192.0.2.10", "-d", "4h")
+    lapi.cscli("decisions", "add", "-r", "203.0.113.0/24", "-d", "4h")  # wider than /32
+    lapi.cscli("decisions", "add", "-i", "192.0.2.10", "-d", "48h")     # longer than 1d
     wait(lambda: "192.0.2.10" in kernel(netns), "the other decision", d)
-    assert "198.51.100.5" not in kernel(netns) and "198.51.100.5" not in d.blocks()
-    assert "198.51.100.5 is allow-listed here" in d.log.read_text()
-    assert json.loads(d.ctl_json("status"))["remote"]["gate"]["allow_listed"] == 1
+    assert kernel(netns) == {"192.0.2.10"} and set(d.blocks()) == {"192.0.2.10"}
+    log = d.log.read_text()
+    assert "198.51.100.5 is allow-listed here: the local allow-list wins" in log
+    assert "203.0.113.0/24 is wider than /32" in log
+    assert 86400 - 60 < d.blocks()["192.0.2.10"]["until"] - time.time() <= 86400
+    gate = json.loads(d.ctl_json("status"))["remote"]["gate"]
+    assert (gate["allow_listed"], gate["too_wide"], gate["shortened"]) == (1, 1, 1)
 
 
 def test_the_lapi_stopped_and_restarted_loses_nothing(
