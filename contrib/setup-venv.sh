@@ -9,8 +9,9 @@
 # SCRIPT" a line.
 #
 # No service of any package ever starts: policy-rc.d forbids it during the
-# installs, and the services named below are disabled afterwards. The tests
-# run private instances (own configuration, sockets, ports, network
+# installs, and the services named below that an install enabled are
+# disabled afterwards (one the admin had enabled before is left alone). The
+# tests run private instances (own configuration, sockets, ports, network
 # namespaces), never the system's.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -29,7 +30,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 #                            + `dpkg-deb -x` into $SYSLOGBAN_E2E_DIR/NAME (default
 #                            ~/.cache/syslogban-e2e/NAME); their dependencies
 #                            are installed with apt, except the !GLOB ones
-#   services+=(UNIT...)      system services of those packages: disabled, stopped
+#   services+=(UNIT...)      system services of those packages: disabled when
+#                            this run's install enabled them (never the admin's)
 #   prepare+=(SCRIPT...)     run after the installs: wrappers, sanity checks, a
 #                            feature's own way to fetch what it needs; one that
 #                            fails is reported, and the tests that need it skip
@@ -183,23 +185,32 @@ unpack() {  # unpack NAME PACKAGE... [!GLOB...]: the packages' files in $e2e_dir
     mv "$root.new" "$root"
 }
 
-disable_services() {
-    # Their maintainer scripts enable them; systemctl undoes that even where
-    # systemd is not running. One that runs (installed earlier) is stopped.
+enabled_services() {  # the units of $services enabled now, one a line
     command -v systemctl >/dev/null || return 0
     local unit
-    for unit in "$@"; do
-        if [[ $(systemctl is-enabled "$unit" 2>/dev/null) == enabled ]]; then
-            say "disabling the system service $unit"
-            "${sudo[@]}" systemctl disable "$unit" >/dev/null 2>&1 || true
-        fi
-        if [[ -d /run/systemd/system ]] && systemctl is-active --quiet "$unit"; then
-            say "stopping the system service $unit"
-            "${sudo[@]}" systemctl stop "$unit" >/dev/null 2>&1 || true
-        fi
+    for unit in "${services[@]}"; do
+        [[ $(systemctl is-enabled "$unit" 2>/dev/null) == enabled ]] && echo "$unit"
     done
+    return 0
 }
 
+disable_services() {
+    # Only what this run's installs enabled (their maintainer scripts do):
+    # a service the admin had enabled before (their sshd, their PostgreSQL)
+    # is never disabled or stopped. systemctl works where systemd does not run.
+    local unit
+    while read -r unit; do
+        [[ -z $unit ]] && continue
+        printf '%s\n' "${enabled_before[@]}" | grep -qxF "$unit" && continue
+        say "disabling the system service $unit (enabled by its install just now)"
+        "${sudo[@]}" systemctl disable "$unit" >/dev/null 2>&1 || true
+        if [[ -d /run/systemd/system ]] && systemctl is-active --quiet "$unit"; then
+            "${sudo[@]}" systemctl stop "$unit" >/dev/null 2>&1 || true
+        fi
+    done < <(enabled_services)
+}
+
+mapfile -t enabled_before < <(enabled_services)
 mapfile -t missing < <(missing_of "${required[@]}")
 if ((${#missing[@]})); then
     if [[ -z $can_install ]]; then
@@ -214,7 +225,7 @@ if [[ -n $can_install ]]; then
         read -ra words <<<"$entry"  # words; its !GLOBs are no file names
         unpack "${words[@]}"
     done
-    disable_services "${services[@]}"
+    disable_services
     for script in "${prepare[@]}"; do
         if ! out=$("$script" 2>&1); then
             echo "$out" >&2
