@@ -1,8 +1,8 @@
 """Remotes: the remote parts the configuration names, as one room of the daemon.
 
 Rules of this file:
-* It builds the parts (the CrowdSec bridge when [crowdsec] names a LAPI; more
-  parts add one line to `parts`), starts and stops them, and hands them
+* It builds the parts (the fleet when [fleet] names a database, the CrowdSec
+  bridge when [crowdsec] names a LAPI; more parts add a line to `parts`), starts and stops them, and hands them
   this host's events: attacks, the blocks the firewall holds, an admin's
   unblocks. With no part configured every call does nothing (the null case
   needs no object).
@@ -34,9 +34,13 @@ from .remote import Deliver, Remote, RemoteDecision
 log = logging.getLogger("syslogban")
 
 
-def parts(config: Config) -> list[Remote]:
+def parts(config: Config, decisions: Decisions) -> list[Remote]:
     """The remote parts this configuration asks for (a dry run keeps no outbox)."""
     found: list[Remote] = []
+    if config.fleet.enabled:
+        from .fleet.link import Fleet  # only when used: psycopg is not imported otherwise
+        found.append(Fleet(config.fleet, ":memory:" if config.dry_run else config.state,
+                           lambda: decisions.blocker.config))  # a reload replaces the blocker
     if config.crowdsec.enabled:
         from .crowdsec.bridge import CrowdSecBridge  # only when used: no cost otherwise
         found.append(CrowdSecBridge(config.crowdsec, None if config.dry_run else config.state))
@@ -47,7 +51,7 @@ class Remotes:
     def __init__(self, config: Config, decisions: Decisions, enforcer: Enforcer) -> None:
         self.decisions = decisions
         self.enforcer = enforcer
-        self.parts = parts(config)
+        self.parts = parts(config, decisions)
         self.gate = self._gate(config)
 
     def _gate(self, config: Config) -> Gate:
