@@ -166,9 +166,11 @@ class Checker:
     def run_file(self, path: str, jsonl: TextIO | None, *, processes: int,
                  now: float | None = None) -> CheckResult:
         """Checks a regular file, its byte ranges in parallel processes."""
-        binding = [s for s in self.signatures if s.binds]
+        # The warm-up rebuilds the bindings, and the failures held for a later
+        # binding (correlation.py), that a range's process starts with.
+        binding = [s for s in self.signatures if s.binds or s.resolves]
         binder = None
-        if binding:  # compiled once, before the children fork
+        if any(s.binds for s in binding):  # compiled once, before the children fork
             matcher = Matcher(binding)
             binder = Pipeline(self.parser, matcher, Scanner(matcher.prefilters(), self.max_size,
                                                             self.scanner_engine))
@@ -237,9 +239,10 @@ class Checker:
 
     def _bindings_before(self, binder: Pipeline, stream: BinaryIO, end: int,
                          now: float) -> tuple[Correlator, int, int]:
-        """The session bindings one process would hold on reaching offset `end`.
+        """The session bindings (and held failures) one process would hold on
+        reaching offset `end`.
 
-        Read backwards, block by block, with only the binding signatures, until
+        Read backwards, block by block, with only the session signatures, until
         the bindings fill the correlator (older ones would have been evicted)
         or the file starts. Also returns where the reading stopped and the
         lines it read, so that they are not counted twice.
@@ -399,7 +402,8 @@ def report(name: str, result: CheckResult, signatures: Sequence[Signature],
               "or one never blocked (unspecified, broadcast, multicast, link-local)", file=out)
     corr = result.correlation
     if corr.bound or corr.unresolved:
-        print(f"sessions  {corr.bound} bindings, {corr.resolved} failures resolved, "
+        late = f" ({corr.late} by a later record)" if corr.late else ""
+        print(f"sessions  {corr.bound} bindings, {corr.resolved} failures resolved{late}, "
               f"{corr.unresolved} unresolved (never guessed: session not seen"
               f"{f', {corr.expired} expired' if corr.expired else ''}), "
               f"{corr.evicted} evicted", file=out)

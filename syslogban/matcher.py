@@ -11,7 +11,10 @@ Rules of this file:
 * Signatures are tried in load order and the first match wins, so one record
   is one attack and danger is never counted twice. Binding signatures
   (session id -> address) are tried before all others, record their binding
-  and let the search go on.
+  and let the search go on. A failure of a session no record has named yet
+  is held (correlation.py); the binding record that names it later reports
+  it, in place of any attack of its own (which would report the same
+  connection's end).
 
 Theory of operation: records are dispatched on their program tag (the list of
 candidate signatures is computed once per distinct tag and cached), then each
@@ -27,7 +30,7 @@ from fnmatch import fnmatchcase
 from typing import NamedTuple
 
 from .address import never_blocked, normalize_address
-from .correlation import Correlator
+from .correlation import Correlator, Held
 from .record import Record
 from .signatures import ATTEMPT, COUNT, Signature
 
@@ -56,7 +59,7 @@ class Attack(NamedTuple):
 
 class Matcher:
     __slots__ = ("signatures", "correlator", "invalid_addresses", "_dispatch", "_bits",
-                 "_any_prefilter")
+                 "_any_prefilter", "_by_id")
 
     def __init__(self, signatures: Iterable[Signature],
                  correlator: Correlator | None = None) -> None:
@@ -69,6 +72,7 @@ class Matcher:
         index = {p: i for i, p in enumerate(self.prefilters())}
         self._bits = {s.id: 1 << index[(s.prefilter, s.caseless)] for s in self.signatures}
         self._any_prefilter: re.Pattern[str] | None = None
+        self._by_id = {s.id: s for s in self.signatures}
 
     def prefilters(self) -> list[tuple[str, bool]]:
         """(expression, caseless) for every signature: what the scanner looks for."""
@@ -112,7 +116,10 @@ class Matcher:
         """
         message = record.message
         lowered = None
+        late: Attack | None = None
         for signature, bit in self._candidates(record.program):
+            if late is not None and not signature.binds:
+                break  # binding signatures come first: the rest could only report this record
             if mask != -1:
                 if not mask & bit:
                     continue
@@ -128,12 +135,14 @@ class Matcher:
                 continue
             session = _session(signature, m, record)
             if signature.resolves:
-                address = None if session is None else self.correlator.resolve(
-                    (signature.service, record.hostname, session), now)
-                if address is None:
-                    if session is None:
-                        self.correlator.counters.unresolved += 1
+                if session is None:
+                    self.correlator.counters.unresolved += 1
                     continue  # counted, never guessed
+                key = (signature.service, record.hostname, session)
+                address = self.correlator.resolve(key, now)
+                if address is None:
+                    self.correlator.hold(key, signature.id, now)  # a later record may name it
+                    continue
             else:
                 address = normalize_address(m.group("addr"))
                 if address is None or never_blocked(address):
@@ -141,8 +150,10 @@ class Matcher:
                     continue
                 if signature.binds:
                     if session is not None:
-                        self.correlator.bind((signature.service, record.hostname, session),
-                                             address, now)
+                        held = self.correlator.bind(
+                            (signature.service, record.hostname, session), address, now)
+                        if held is not None and late is None:
+                            late = self._late(held, address, session, record)
                     continue
             # <COUNT> may sit in one alternative ("proxy dest auth failed"): then 1.
             count = int(m.group("count") or 1) if signature.role == COUNT else 1
@@ -152,7 +163,17 @@ class Matcher:
                 session = f"{record.hostname}/{session}"  # ids of different hosts never meet
             return Attack(address, signature.id, signature.service, signature.danger,
                           signature.role, session, count, signature.serves)
-        return None
+        return late
+
+    def _late(self, held: Held, address: str, session: str, record: Record) -> Attack:
+        """The failures held for `session`, reported by the record that named `address`."""
+        signature = self._by_id[held.signature]
+        if record.hostname is not None:
+            session = f"{record.hostname}/{session}"
+        # Several lines of one signature are as many attempts: a count.
+        role, count = (signature.role, 1) if held.count == 1 else (COUNT, held.count)
+        return Attack(address, signature.id, signature.service, signature.danger,
+                      role, session, count, signature.serves)
 
 
 def _session(signature: Signature, m: re.Match[str], record: Record) -> str | None:

@@ -87,7 +87,9 @@ _YEARS_BACK = 8  # enough to reach the previous 29 February
 _CONTROL = re.compile(r"[\x01-\x08\x0a-\x1f\x7f]")
 _PRI = re.compile(r"<([0-9]{1,3})>")
 
-_TAG = r"(?P<prog>[^\s\[\]:]{1,64})(?:\[(?P<pid>\d{1,10})\])?: ?(?P<msg>.*)"
+# ": *": rsyslog templates that put a space before %msg% (which keeps the
+# space RFC 3164 puts after the colon) write two; the message starts after them.
+_TAG = r"(?P<prog>[^\s\[\]:]{1,64})(?:\[(?P<pid>\d{1,10})\])?: *(?P<msg>.*)"
 # A host name (letters, digits, . _ - /) or an IPv6 literal: never a token like
 # "H=(helo" that a client can put at the start of a message.
 _HOST_NAME = r"[\w./-]{1,255}"

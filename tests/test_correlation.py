@@ -10,11 +10,11 @@ import pytest
 
 from syslogban import check as check_module
 from syslogban.check import check, check_path
-from syslogban.correlation import Correlator
+from syslogban.correlation import LATE, Correlator
 from syslogban.examples import check_examples
 from syslogban.matcher import Attack, Matcher
 from syslogban.record import Record
-from syslogban.signatures import RuleError, make_signature, parse_rules
+from syslogban.signatures import COUNT, RuleError, make_signature, parse_rules
 
 NOW = 1_800_000_000.0
 
@@ -245,3 +245,107 @@ def test_pid_sessions_never_meet_id_sessions() -> None:
 def test_pid_session_placeholders(pattern: str, binds: bool) -> None:
     with pytest.raises(RuleError, match="session"):
         make_signature("x.y", "x", "d", ("x",), pattern, binds=binds, by_pid=True)
+
+
+# ------------------------------------- failures named after the fact (held)
+
+def test_a_held_failure_is_handed_to_the_later_binding() -> None:
+    c = Correlator(size=10, ttl=60)
+    key = ("sshd", "mx", "pid:8148")
+    assert c.resolve(key, 0) is None
+    c.hold(key, "sshd.too-many", 0)
+    c.hold(key, "sshd.too-many", 1)
+    held = c.bind(key, "192.0.2.9", 2)
+    assert held is not None and (held.signature, held.count) == ("sshd.too-many", 2)
+    assert c.bind(key, "192.0.2.9", 3) is None  # handed over once
+    assert (c.counters.resolved, c.counters.late, c.counters.unresolved) == (2, 2, -1)
+
+
+def test_a_held_failure_waits_only_so_long() -> None:
+    c = Correlator(size=10, ttl=1e9)
+    key = ("sshd", "mx", "pid:1")
+    c.hold(key, "sshd.too-many", 0)
+    assert c.bind(key, "192.0.2.9", LATE + 1) is None  # a recycled pid's connection
+    assert c.counters.late == 0
+
+
+def test_held_failures_are_bounded() -> None:
+    c = Correlator(size=2, ttl=1e9)
+    for n in range(5):
+        c.hold(("s", None, f"id{n}"), "s.fail", n)
+    assert c.bind(("s", None, "id0"), "192.0.2.1", 9) is None  # forgotten first
+    assert c.bind(("s", None, "id4"), "192.0.2.4", 9) is not None
+
+
+def test_absorb_keeps_held_failures_only_where_no_binding_resolved_them() -> None:
+    earlier, later = Correlator(), Correlator()
+    earlier.hold(("s", None, "a"), "s.fail", 0)   # bound in the later stretch: resolved there
+    earlier.hold(("s", None, "b"), "s.fail", 0)   # still waiting
+    earlier.bind(("s", None, "c"), "192.0.2.3", 0)
+    later.bind(("s", None, "a"), "192.0.2.1", 1)
+    later.hold(("s", None, "c"), "s.fail", 1)     # bound earlier: resolved forwards, never held
+    later.absorb(earlier)
+    assert later.bind(("s", None, "a"), "192.0.2.1", 2) is None
+    assert later.bind(("s", None, "c"), "192.0.2.3", 2) is None
+    assert later.bind(("s", None, "b"), "192.0.2.2", 2) is not None
+
+
+def test_the_binding_record_reports_the_held_failure() -> None:
+    m = Matcher([CONNECTION, TOO_MANY, CLOSED])
+    assert m.match(Record("Disconnecting: Too many authentication failures [preauth]",
+                          "sshd", 8148, "mx"), NOW) is None
+    # another process's close does not name it
+    assert m.match(Record("Connection closed by 198.51.100.9 [preauth]", "sshd", 7148, "mx"),
+                   NOW) is None
+    attack = m.match(Record("Connection closed by 192.0.2.8 [preauth]", "sshd", 8148, "mx"), NOW)
+    assert attack == Attack("192.0.2.8", "sshd.too-many", "sshd", 10, session="mx/pid:8148")
+    assert m.correlator.counters.late == 1 and m.correlator.counters.unresolved == 0
+
+
+def test_held_lines_of_one_signature_are_as_many_attempts() -> None:
+    m = Matcher([QUEUED, USER_UNKNOWN])
+    for _ in range(3):
+        assert m.match(Record("ab12cd34ef: <x@example.org>... User unknown", "sm-mta", 7, "mx"),
+                       NOW) is None
+    attack = m.match(Record("ab12cd34ef: from=<s@example.net>, relay=[192.0.2.4]", "sm-mta", 7,
+                            "mx"), NOW)
+    assert attack is not None and (attack.address, attack.role, attack.count) == \
+        ("192.0.2.4", COUNT, 3)
+
+
+CLOSED = make_signature("sshd.closed", "sshd", "binds", ("sshd",),
+                        r"Connection closed by <ADDR> \[preauth\]", binds=True, by_pid=True)
+QUEUED = make_signature("sm.session", "sm", "binds", ("sm-mta",),
+                        r"<ID>: from=<.*, relay=\[<ADDR>\]", binds=True)
+USER_UNKNOWN = make_signature("sm.user-unknown", "sm", "unknown", ("sm-mta",),
+                              r"<ID>: <.*>\.\.\. User unknown")
+
+
+def late_log(tmp_path: Path, sessions: int = 300) -> Path:
+    """Failures whose session is named only afterwards, across any cut."""
+    lines = []
+    for n in range(sessions):
+        lines.append(f"Nov 21 10:00:00 mx smtpd[1]: {failed(f'la{n:06d}')}")
+        lines.extend(f"Nov 21 10:00:00 mx smtpd[1]: {n} smtp noise" for _ in range(n % 7))
+        lines.append(f"Nov 21 10:00:00 mx smtpd[1]: {connected(f'la{n:06d}', f'192.0.2.{n % 250}')}")
+    path = tmp_path / "late.log"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(("processes", "block"), [(2, 4 << 20), (5, 300)])
+def test_parallel_ranges_report_held_failures_as_one_process_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, processes: int, block: int) -> None:
+    path = late_log(tmp_path)
+    serial_out = io.StringIO()
+    with open(path, "rb") as stream:
+        serial = check(stream, SIGS, jsonl=serial_out, replay=None, max_size=8192, now=NOW)
+    assert serial.correlation.late == 300 and serial.correlation.unresolved == 0
+    monkeypatch.setattr(check_module, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(check_module, "WARM_UP_BLOCK", block)
+    with open(tmp_path / "out", "w+") as out:
+        parallel = check_path(str(path), SIGS, jsonl=out, replay=None, max_size=8192,
+                              processes=processes, now=NOW)
+        out.seek(0)
+        assert out.read() == serial_out.getvalue()
+    assert (parallel.correlation.late, parallel.correlation.unresolved) == (300, 0)

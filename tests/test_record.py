@@ -90,8 +90,9 @@ def reject_reason(line: bytes, max_size: int = 8192) -> str:
         "Nov 21 10:00:27 mx sshd[1]:no space after colon",
         Record("no space after colon", "sshd", 1, "mx", STAMP), id="colon-no-space"),
     pytest.param(
+        # rsyslog's " %msg%" keeps RFC 3164's space: the message starts after both
         "Nov 21 10:00:27 mx sshd[1]:  two spaces",
-        Record(" two spaces", "sshd", 1, "mx", STAMP), id="colon-two-spaces"),
+        Record("two spaces", "sshd", 1, "mx", STAMP), id="colon-two-spaces"),
     pytest.param(
         "Nov 21 10:00:27 mx sshd[1]: ",
         Record("", "sshd", 1, "mx", STAMP), id="empty-message"),
@@ -523,7 +524,7 @@ def test_rfc3164_headers_round_trip(pri, month, day, hms, pad, host, program, pi
             + program + ("" if pid is None else f"[{pid}]") + ": " + message)
     record = parse(line)
     assert (record.program, record.pid, record.hostname, record.message) == \
-        (program, pid, host, message)
+        (program, pid, host, message.lstrip(" "))  # spaces after ": " are no text
     assert (record.facility, record.severity) == \
         ((None, None) if pri is None else divmod(pri, 8))
     assert record.timestamp is not None and record.timestamp <= NOW + FUTURE_SLACK
@@ -548,7 +549,7 @@ def test_iso_headers_round_trip(when: datetime, zulu: bool, host: str, program: 
     line = f"{stamp} {host} {program}{'' if pid is None else f'[{pid}]'}: {message}"
     record = parse(line)
     assert (record.program, record.pid, record.hostname, record.message) == \
-        (program, pid, host, message)
+        (program, pid, host, message.lstrip(" "))
     assert record.timestamp == pytest.approx(when.timestamp(), abs=1e-6)
 
 
@@ -615,7 +616,7 @@ def tai64n(stamp: float) -> str:
     pytest.param("local7.warn: Nov 21 10:00:27 x: hello",
                  Record("hello", "x", None, None, STAMP, 23, 4), id="socklog-warn"),
     pytest.param("auth.info: sshd[30993]:  Invalid user admin",
-                 Record(" Invalid user admin", "sshd", 30993, None, None, 4, 6),
+                 Record("Invalid user admin", "sshd", 30993, None, None, 4, 6),
                  id="socklog-stripped-timestamp"),
     pytest.param("auth.info: Invalid user admin from 192.0.2.5",
                  Record("Invalid user admin from 192.0.2.5", None, None, None, None, 4, 6),
@@ -704,11 +705,12 @@ def test_busybox_socklog_and_freebsd_headers_round_trip(facility, level, host, n
                                                         pid, message) -> None:
     tag = program + ("" if pid is None else f"[{pid}]")
     codes = (FACILITY_CODES[facility], SEVERITY_CODES[level])
+    text = message.lstrip(" ")  # spaces after the tag's colon are no text
     # busybox writes its own host name (gethostname), never an address
     busybox = parse(f"Nov 21 10:00:27 {name} {facility}.{level} {tag}: {message}")
-    assert busybox == Record(message, program, pid, name, STAMP, *codes)
+    assert busybox == Record(text, program, pid, name, STAMP, *codes)
     socklog = parse(f"2026-11-21T10:00:27.00000 {facility}.{level}: Nov 21 10:00:20 {tag}: "
                     f"{message}")
-    assert socklog == Record(message, program, pid, None, STAMP, *codes)
+    assert socklog == Record(text, program, pid, None, STAMP, *codes)
     freebsd = parse(f"Nov 21 10:00:27 <{facility}.{level}> {host} {tag}: {message}")
-    assert freebsd == Record(message, program, pid, host, STAMP, *codes)
+    assert freebsd == Record(text, program, pid, host, STAMP, *codes)

@@ -53,6 +53,11 @@ DIFFERENCES: tuple[Difference, ...] = (
     Difference("sendmail-reject", r"reject=550 5\.1\.1 .*\.\.\. User unknown$",
                OFF_BY_DEFAULT + "sendmail.check-rcpt-user-unknown (a legitimate sender's "
                "typo looks the same)", DEFAULT, attack=True),
+    # The envelope record names the client after its queue id's "User unknown"
+    # (held until then, correlation.py), and reports it.
+    Difference("sendmail-reject", r": from=<[^>]*>, size=\d+, class=\d+, nrcpts=0, ",
+               OFF_BY_DEFAULT + "sendmail.user-unknown (a legitimate sender's typo looks "
+               "the same)", DEFAULT, attack=True),
     Difference("exim-spam", r".",
                OFF_BY_DEFAULT + "exim's spam and virus signatures (spam is not an attack "
                "on the server)", DEFAULT, attack=True),
@@ -75,8 +80,4 @@ DIFFERENCES: tuple[Difference, ...] = (
                "sshd writes nothing after 'ssh2' for a password failure, so the text there is "
                "the client's user name and the last address is the client's; fail2ban's "
                "first address lets a user name choose whom to block", attack=True),
-    Difference("sendmail-reject", r": from=<[^>]*>, size=\d+, class=\d+, nrcpts=0, ",
-               "sendmail names the client after its queue id's failures; syslogban never "
-               "resolves a failure backwards (the envelope record is no attack itself)",
-               attack=True),
 )
