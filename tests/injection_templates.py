@@ -156,6 +156,15 @@ TEMPLATES: dict[str, list[Template]] = {
           "[{addr}] blocked using zen.example.org; from=<{sender}> to=<{rcpt}> proto=ESMTP "
           "helo=<{helo}>",
           signature="postfix.rbl-blocked"),
+        T("postfix.rbl-helo", "postfix/smtpd",
+          "NOQUEUE: reject: RCPT from {name}[{addr}]: 554 5.7.1 Service unavailable; Helo command "
+          "[{helo}] blocked using dbl.example.org; from=<{sender}> to=<{rcpt}> proto=ESMTP "
+          "helo=<{helo}>",
+          signature="postfix.rbl-blocked"),
+        T("postfix.milter-reject", "postfix/cleanup",
+          "1D8CC1CA0A7F: milter-reject: END-OF-MESSAGE from {name}[{addr}]: 5.7.1 Spam message "
+          "rejected; from=<{sender}> to=<{rcpt}> proto=ESMTP helo=<{helo}>",
+          signature="postfix.milter-rejected"),
         T("postfix.client-rejected", "postfix/smtpd",
           "NOQUEUE: reject: RCPT from {name}[{addr}]: 450 4.7.1 Client host rejected: cannot find "
           "your hostname, [{addr}]; from=<{sender}> to=<{rcpt}> proto=ESMTP helo=<{helo}>",
@@ -217,6 +226,9 @@ TEMPLATES: dict[str, list[Template]] = {
           "06I02CNi016765: AUTH failure (PLAIN): user not found (-20) SASL(-13): user not found: "
           "unable to canonify user and get auxprops, user={user}, relay={name} [{addr}] (may be forged)",
           signature="sendmail.auth-failure", addr6=SENDMAIL6),
+        T("sendmail.open-proxy", "sendmail",
+          "m2QFKldb022438: {name} [{addr}]: probable open proxy: command={input}",
+          signature="sendmail.open-proxy", addr6=SENDMAIL6, neutral={"input": "GET / HTTP/1.0"}),
         T("sendmail.relaying-denied", "sm-mta",
           "s1P819mk027713: ruleset=check_rcpt, arg1=<{rcpt}>, relay={name} [{addr}], "
           "reject=550 5.7.1 <{rcpt}>... Relaying denied. Proper authentication required.",
@@ -301,6 +313,12 @@ TEMPLATES: dict[str, list[Template]] = {
         T("dovecot.password-mismatch", "auth",
           "passwd-file({user},{addr}): Password mismatch (SHA1 of given password: f638ff)",
           signature="dovecot.password-mismatch"),
+        T("dovecot.checkpassword", "auth",
+          "checkpassword({user},{addr},<QwjguGw81qOsEQAC>): Login failed (status=1)",
+          signature="dovecot.checkpassword-failed"),
+        T("dovecot.oauth2", "auth",
+          "oauth2({user},{addr},<QwjguGw81qOsEQAC>): oauth2 failed: Provided token is not valid",
+          signature="dovecot.oauth2-failed"),
         T("dovecot.pam-authenticate", "dovecot",
           "auth-worker(304): pam({user},{addr}): pam_authenticate() failed: Authentication failure "
           "(password mismatch?)",
@@ -349,6 +367,9 @@ TEMPLATES: dict[str, list[Template]] = {
           "badlogin: {name} [{addr}] {mech} [SASL(-13): authentication failure: client response "
           "doesn't match what we generated]",
           signature="cyrus.auth-failed", kinds={"mech": TOKEN}, neutral={"mech": "DIGEST-MD5"}),
+        T("cyrus.pop3-auth", "cyrus/pop3",
+          "badlogin: {name} [{addr}] {mech} ({user}) [authentication failure]",
+          signature="cyrus.auth-failed", kinds={"mech": TOKEN}, neutral={"mech": "PLAIN"}),
         T("cyrus.old-client", "cyrus/pop3s",
           "badlogin: {name}[{addr}] plaintext {user} SASL(-13): user not found: checkpass failed",
           signature="cyrus.auth-failed"),
@@ -451,6 +472,10 @@ TEMPLATES: dict[str, list[Template]] = {
           "H=({helo}) [{addr}] F=<{sender}> rejected RCPT <{rcpt}>: rejected because {ip} is in a "
           "black list at dnsbl.example.org",
           signature="exim.dnsbl-rejected", headers=EXIM_HEADERS),
+        T("exim.connect-acl", "exim4",
+          "H={name} [{addr}]:18146 U={ident} temporarily rejected connection in \"connect\" ACL: "
+          "\"Host is ratelimited\"",
+          signature="exim.connect-rejected", headers=EXIM_HEADERS, kinds={"ident": TOKEN}),
         T("exim.sa-tossed", "exim4",
           "1VxHRO-000NiI-Ly SA: Action: silently tossed message: score=31.0 required=5.0 "
           "trigger=30.0 (scanned in 6/6 secs | Message-Id: {msgid}). From <{sender}> "
