@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path("/usr/lib/postgresql/15/bin")
 SETUP_SQL = ROOT / "contrib" / "postgresql" / "setup.sql"
 OWNER_PASSWORD = "owner-secret"
+STEP = 60  # seconds any one step (initdb, a psql, a shutdown) may take: never a hang
 
 requires_postgres = requires(
     os.geteuid() == 0 and (BIN / "postgres").exists() and shutil.which("openssl") is not None,
@@ -79,13 +80,14 @@ class Cluster:
 
     def _as_nobody(self, *argv: object) -> None:
         subprocess.run([str(a) for a in argv], check=True, capture_output=True,
-                       user=self.uid, group=self.gid, cwd=self.dir)
+                       user=self.uid, group=self.gid, cwd=self.dir, timeout=STEP)
 
     def _certificates(self) -> None:
         d = self.dir
         openssl = ["openssl", "req", "-nodes", "-newkey", "rsa:2048", "-days", "2"]
         subprocess.run([*openssl, "-x509", "-keyout", d / "ca.key", "-out", d / "ca.crt",
-                        "-subj", "/CN=syslogban test CA"], check=True, capture_output=True)
+                        "-subj", "/CN=syslogban test CA"], check=True, capture_output=True,
+                       timeout=STEP)
         self._sign("server", "127.0.0.1", ["-addext", "subjectAltName=IP:127.0.0.1"])
         for name in ("server.key", "server.crt", "ca.crt"):
             os.chown(d / name, self.uid, self.gid)
@@ -95,10 +97,11 @@ class Cluster:
         key, csr, crt = d / f"{stem}.key", d / f"{stem}.csr", d / f"{stem}.crt"
         subprocess.run(["openssl", "req", "-nodes", "-newkey", "rsa:2048", "-keyout", key,
                         "-out", csr, "-subj", f"/CN={cn}", *extra],
-                       check=True, capture_output=True)
+                       check=True, capture_output=True, timeout=STEP)
         subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", d / "ca.crt",
                         "-CAkey", d / "ca.key", "-CAcreateserial", "-days", "2", "-out", crt,
-                        "-copy_extensions", "copy"], check=True, capture_output=True)
+                        "-copy_extensions", "copy"], check=True, capture_output=True,
+                       timeout=STEP)
         os.chmod(key, 0o600)
         return crt, key
 
@@ -114,8 +117,8 @@ class Cluster:
             cwd=self.dir, stdout=subprocess.DEVNULL,
             stderr=open(self.dir / "server.log", "ab"))
         deadline = time.monotonic() + 30
-        while subprocess.run([str(BIN / "pg_isready"), "-q", "-h", str(self.dir), "-p",
-                              str(self.port)]).returncode != 0:
+        while subprocess.run([str(BIN / "pg_isready"), "-q", "-t", "5", "-h", str(self.dir),
+                              "-p", str(self.port)], timeout=STEP).returncode != 0:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("PostgreSQL did not start:\n"
                                    + (self.dir / "server.log").read_text())
@@ -125,7 +128,11 @@ class Cluster:
         """A fast shutdown: clients are disconnected, committed data stays."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)  # "fast" shutdown
-            self.proc.wait(timeout=60)
+            try:
+                self.proc.wait(timeout=STEP)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGQUIT)  # "immediate": recovery at the next start
+                self.proc.wait(timeout=STEP)
         self.proc = None
 
     def destroy(self) -> None:
@@ -137,7 +144,8 @@ class Cluster:
     def psql(self, *args: str, database: str = "postgres") -> str:
         return subprocess.run(
             ["psql", "-X", "-h", str(self.dir), "-p", str(self.port), "-U", "postgres",
-             "-d", database, *args], check=True, capture_output=True, text=True).stdout
+             "-d", database, *args], check=True, capture_output=True, text=True,
+            timeout=STEP).stdout
 
     def sql(self, statement: str, database: str = "postgres") -> str:
         return self.psql("-v", "ON_ERROR_STOP=1", "-Atq", "-c", statement,

@@ -4,14 +4,18 @@ events up, decisions down, spray, unblock, forged names, an outage."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+import psycopg
+import pytest
+from deadlines import bounded, run, until
 from postgres import OWNER_PASSWORD, Cluster, cluster, database, requires_postgres  # noqa: F401
 
 from syslogban.blocker import Block, BlockerConfig, Policy
-from syslogban.fleet.link import Fleet
+from syslogban.fleet.link import CANCEL_BUDGET, STOP_BUDGET, Fleet
 from syslogban.fleet.settings import FleetSettings
 from syslogban.matcher import Attack
 from syslogban.remote import RemoteDecision
@@ -56,15 +60,9 @@ async def hosts(*fleets: Fleet) -> list[Host]:
     return started
 
 
-async def until(condition: Callable[[], bool], what: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
-
-
-def run(body: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(body())
+async def stop(*started: Host) -> None:
+    for h in started:
+        await bounded(h.fleet.stop(), f"{h.fleet.settings.name}'s stop")
 
 
 def test_a_block_spreads_and_a_spray_is_blocked_everywhere(
@@ -83,8 +81,7 @@ def test_a_block_spreads_and_a_spray_is_blocked_everywhere(
         spray = mx1.active["198.51.100.7"]
         assert {line.split(" ")[1] for line in spray.evidence} == {"mx1:", "mx2:", "mx3:"}
         assert sum(h.fleet.counters.decided for h in (mx1, mx2, mx3)) == 2  # one winner each
-        for h in (mx1, mx2, mx3):
-            await h.fleet.stop()
+        await stop(mx1, mx2, mx3)
     run(body)
 
 
@@ -103,8 +100,7 @@ def test_blocks_and_unblocks_anywhere_act_everywhere(
         assert "203.0.113.0/24" in mx2.active
         mx2.fleet.unblocked("203.0.113.0/24", now)
         await until(lambda: not mx1.active and not mx2.active, "the unblock everywhere")
-        for h in (mx1, mx2):
-            await h.fleet.stop()
+        await stop(mx1, mx2)
     run(body)
 
 
@@ -117,7 +113,7 @@ def test_a_host_naming_itself_another_is_refused(
         problem = rogue.fleet.status()["problems"]["sender"]
         assert problem.startswith("fleet: the database knows this host as 'mx1', not 'mx2'")
         assert len(rogue.fleet.outbox) == 3  # kept, not sent in another's name
-        await rogue.fleet.stop()
+        await stop(rogue)
     run(body)
     events = cluster.sql("SELECT count(*) FROM syslogban.events", database=database)
     assert events == "0"
@@ -133,8 +129,7 @@ def test_a_new_host_gets_every_block_in_force(
         (mx9,) = await hosts(link(cluster, database, tmp_path, "mx9"))
         await until(lambda: len(mx9.active) == 5, "the full sync")
         assert mx9.syncs == 1
-        for h in (mx1, mx9):
-            await h.fleet.stop()
+        await stop(mx1, mx9)
     run(body)
 
 
@@ -161,9 +156,41 @@ def test_an_outage_loses_nothing(tmp_path: Path) -> None:
             await until(lambda: len(mx2.active) == 41, "the catch-up", timeout=30)
             await until(lambda: len(mx1.fleet.outbox) == 0, "the outbox drained")
             assert not mx1.fleet.status()["problems"] and mx2.syncs >= 2
-            for h in (mx1, mx2):
-                await h.fleet.stop()
+            await stop(mx1, mx2)
         run(body)
         assert own.sql("SELECT count(*) FROM syslogban.events", database=name) == "123"
     finally:
         own.destroy()
+
+
+def test_a_stop_in_the_middle_of_a_batch_is_quick_quiet_and_loses_nothing(
+        cluster: Cluster, database: str, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The database holds the sender's transaction (a table lock of the
+    owner's): the stop ends it by closing the connection, within its budget,
+    without psycopg's "error ignored in rollback"; the batch stays in the outbox."""
+    owner = psycopg.connect(cluster.dsn("syslogban", OWNER_PASSWORD, database))
+    owner.execute("LOCK TABLE syslogban.events IN EXCLUSIVE MODE")
+
+    async def body() -> None:
+        (mx1,) = await hosts(link(cluster, database, tmp_path, "mx1"))
+        mx1.attack("192.0.2.1", 3)
+        await until(lambda: _waiting_for_a_lock(cluster, database), "the sender held by the lock")
+        begin = time.monotonic()
+        await stop(mx1)
+        assert time.monotonic() - begin < STOP_BUDGET + CANCEL_BUDGET
+        assert len(mx1.fleet.outbox) == 3
+    try:
+        with caplog.at_level(logging.WARNING):
+            run(body)
+    finally:
+        owner.rollback()
+        owner.close()
+    assert "error ignored" not in caplog.text
+    assert "3 rows stay in the outbox" in caplog.text
+    assert cluster.sql("SELECT count(*) FROM syslogban.events", database=database) == "0"
+
+
+def _waiting_for_a_lock(cluster: Cluster, database: str) -> bool:
+    return cluster.sql("SELECT count(*) FROM pg_stat_activity WHERE usename = 'mx1'"
+                       " AND wait_event_type = 'Lock'", database=database) != "0"

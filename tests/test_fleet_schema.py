@@ -3,9 +3,11 @@ winner per address, the decision log's order, TLS with client certificates."""
 
 from __future__ import annotations
 
+import select
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime, timezone
 
 import psycopg
@@ -39,6 +41,15 @@ def decide(conn: psycopg.Connection, target: str) -> tuple[int | None, str | Non
         " '{postfix.sasl}', 1, 30, '{}')", (target,)).fetchone()
 
 
+def join(threads: list[threading.Thread], what: str, timeout: float = 60) -> None:
+    """Every thread ended within `timeout`, or a failure naming `what` (never a hang:
+    the threads are daemons)."""
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in threads), f"{what}: still running after {timeout} s"
+
+
 def test_init_creates_then_changes_nothing(cluster: Cluster) -> None:
     name = cluster.new_database()
     dsn = cluster.dsn("syslogban", OWNER_PASSWORD, name)
@@ -52,11 +63,10 @@ def test_init_creates_then_changes_nothing(cluster: Cluster) -> None:
 def test_two_inits_at_once_do_the_work_once(cluster: Cluster) -> None:
     dsn = cluster.dsn("syslogban", OWNER_PASSWORD, cluster.new_database())
     results: list[str] = []
-    threads = [threading.Thread(target=lambda: results.append(init(dsn))) for _ in range(3)]
+    threads = [threading.Thread(target=lambda: results.append(init(dsn)), daemon=True) for _ in range(3)]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    join(threads, "three inits at once")
     assert sum("migrated" in r for r in results) == 1
 
 
@@ -107,18 +117,17 @@ def test_concurrent_deciders_make_exactly_one_decision(cluster: Cluster, databas
     for conn in hosts:
         conn.autocommit = False
     won: list[object] = []
-    barrier = threading.Barrier(len(hosts))
+    barrier = threading.Barrier(len(hosts), timeout=30)
 
     def race(conn: psycopg.Connection) -> None:
         barrier.wait()
         with conn.transaction():
             conn.execute("SELECT syslogban.lock_targets(ARRAY['198.51.100.9'::cidr])")
             won.append(decide(conn, "198.51.100.9")[0])
-    threads = [threading.Thread(target=race, args=(c,)) for c in hosts]
+    threads = [threading.Thread(target=race, args=(c,), daemon=True) for c in hosts]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    join(threads, "three deciders at once")
     assert sum(w is not None for w in won) == 1
 
 
@@ -147,6 +156,8 @@ def test_notify_reaches_a_listener(cluster: Cluster, database: str) -> None:
     mx1, mx2 = connect(cluster, database, "mx1"), connect(cluster, database, "mx2")
     mx2.execute(f"LISTEN {schema.NOTIFY_CHANNEL}")
     decided = decide(mx1, "192.0.2.7")[0]
+    ready, _, _ = select.select([mx2.pgconn.socket], [], [], 30)
+    assert ready, "no notification within 30 s"
     notice = next(mx2.notifies())
     assert (notice.channel, notice.payload) == (schema.NOTIFY_CHANNEL, str(decided))
 

@@ -29,6 +29,7 @@ import psycopg
 from ..blocker import Block, BlockerConfig
 from ..matcher import Attack
 from ..remote import Deliver, Remote
+from ..waiting import wait_event
 from . import store
 from .admin import FleetError, describe
 from .outbox import BLOCK, EVENT, UNBLOCK, Outbox, event_line
@@ -39,6 +40,8 @@ log = logging.getLogger("syslogban.fleet")
 BACKOFF = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 POLL = 1.0           # seconds between looks at the log without a notification
 PRUNE_EVERY = 3600.0
+STOP_BUDGET = 2.0    # seconds the sender gets to empty the outbox when the daemon stops
+CANCEL_BUDGET = 3.0  # seconds the tasks get to end once cancelled
 FAILURES = (psycopg.Error, OSError, FleetError)
 
 
@@ -65,7 +68,8 @@ class Fleet(Remote):
         self._buffer: list[tuple[str, Any]] = []
         self._wake = asyncio.Event()
         self._notified = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []  # sender, listener, follower
+        self._stopping = False
         self._deliver: Deliver | None = None
         self._writer: psycopg.AsyncConnection[Any] | None = None
         self._down: dict[str, str] = {}  # connection -> what is wrong with it
@@ -75,8 +79,8 @@ class Fleet(Remote):
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
-        self._tasks = [asyncio.create_task(self._sender()), asyncio.create_task(self._listener()),
-                       asyncio.create_task(self._follower())]
+        self._tasks = [asyncio.create_task(part(), name=f"fleet {part.__name__[1:]}")
+                       for part in (self._sender, self._listener, self._follower)]
 
     def attacked(self, attack: Attack, now: float) -> None:
         self._queue(EVENT, event_line(attack.address, attack.signature, attack.service,
@@ -96,17 +100,22 @@ class Fleet(Remote):
                 **asdict(self.counters), "outbox_counters": asdict(self.outbox.counters)}
 
     async def stop(self) -> None:
-        """Lets the sender send for up to two seconds; the rest waits in the outbox."""
-        self._spill()
-        deadline = time.monotonic() + 2.0
-        while len(self.outbox) and "sender" not in self._down and time.monotonic() < deadline:
-            self._wake.set()
-            await asyncio.sleep(0.01)
-        if len(self.outbox):
-            log.warning("fleet: %d rows stay in the outbox for the next start", len(self.outbox))
+        """Lets the sender send for up to STOP_BUDGET seconds; the rest waits in
+        the outbox. Every task then ends by its cancel (none is waited for
+        longer than CANCEL_BUDGET: a stop never hangs)."""
+        self._stopping = True
+        self._wake.set()
+        if self._tasks:
+            await asyncio.wait(self._tasks[:1], timeout=STOP_BUDGET)  # the sender
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=CANCEL_BUDGET)
+            for task in stuck:
+                log.error("fleet: %s did not stop; left behind", task.get_name())
+        self._spill()
+        if len(self.outbox):
+            log.warning("fleet: %d rows stay in the outbox for the next start", len(self.outbox))
         if self._writer is not None:
             await self._writer.close()
         self.outbox.close()
@@ -128,13 +137,13 @@ class Fleet(Remote):
         retry_at = 0.0
         last_prune = time.monotonic()
         while True:
-            wait = None if failures == 0 else max(0.0, retry_at - time.monotonic())
-            try:
-                await asyncio.wait_for(self._wake.wait(), wait)
-            except TimeoutError:
-                pass
+            if not self._stopping:
+                await wait_event(self._wake, None if failures == 0
+                                 else max(0.0, retry_at - time.monotonic()))
             self._wake.clear()
             self._spill()
+            if self._stopping and failures:  # the database is away: the outbox keeps it
+                return
             if time.monotonic() < retry_at:
                 continue
             try:
@@ -151,6 +160,8 @@ class Fleet(Remote):
                 if self._writer is not None:
                     await self._writer.close()
                     self._writer = None
+            if self._stopping and not failures:
+                return
 
     async def _send_all(self) -> None:
         if self._writer is None:
@@ -226,10 +237,7 @@ class Fleet(Remote):
                     self._deliver([d for _, d in changes], False)
                     self.outbox.set_cursor(self.name, self._cursor)
                     continue
-                try:
-                    await asyncio.wait_for(self._notified.wait(), POLL)
-                except TimeoutError:
-                    pass
+                await wait_event(self._notified, POLL)
                 self._notified.clear()
         finally:
             await conn.close()

@@ -15,9 +15,11 @@ Rules of this file:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,21 @@ from .settings import FleetSettings
 _COLUMNS = ("id, target::text, extract(epoch FROM since)::float8,"
             " extract(epoch FROM until)::float8, origin, reason, revoked, score, signatures,"
             " nth, lifetime, evidence")
+
+
+@asynccontextmanager
+async def atomic(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[None]:
+    """conn.transaction(), except for a task cancelled inside it (a daemon
+    stopping mid-batch): the connection is closed then, not rolled back. Its
+    statement is still running, so psycopg's ROLLBACK would fail and print
+    "error ignored in rollback"; the server rolls back a transaction whose
+    connection is gone, and the outbox still holds the batch."""
+    async with conn.transaction():
+        try:
+            yield
+        except asyncio.CancelledError:
+            await conn.close()
+            raise
 
 
 async def connect(settings: FleetSettings) -> psycopg.AsyncConnection[Any]:
@@ -81,14 +98,14 @@ async def send(conn: psycopg.AsyncConnection[Any], rows: Sequence[tuple[int, str
     sent = Sent(len(events))
     targets = sorted({*addresses, *(b["target"] for b in blocks),
                       *(u["target"] for u in unblocks)})
-    async with conn.transaction():
+    async with atomic(conn):
         await conn.execute("SELECT syslogban.lock_targets(string_to_array(%s, ' ')::cidr[])",
                            (" ".join(targets),))
         if events:
             await conn.execute("SELECT syslogban.observe(%s, %s)", (_lines(events), backlog))
         for body in unblocks:
             try:
-                async with conn.transaction():
+                async with atomic(conn):
                     await conn.execute("SELECT syslogban.revoke(%s)", (body["target"],))
                 sent.decided.append((body["target"], "unblocked"))
             except psycopg.errors.InsufficientPrivilege:
