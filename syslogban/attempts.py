@@ -28,11 +28,14 @@ open attempt of its address that it can belong to, or else begins a new one:
 * where both name a session of the front (a session id, or the process of a
   daemon that forks per connection), the sessions must be equal, and the
   attempt stays open for as long as `ttl` (Sendmail's "did not issue MAIL"
-  ends the connection); otherwise only time ties them: the line must come
-  within `pair` seconds of the attempt's last line;
+  ends the connection). A line that names its session never joins a front's
+  attempt that names none: that one came from a process serving every
+  client (postscreen), another connection. Otherwise only time ties them:
+  the line must come within `pair` seconds of the attempt's last line;
 * a line of the role "count" (`auth=0/3`, `3 attempts`) ends its session: it
   claims up to that many open attempts of its front (its own session's
-  first, oldest first) and of lines that serve it, and adds what is missing;
+  first, newest first: a process serves one connection after another) and
+  of lines that serve it, and adds what is missing;
   a claimed attempt is closed and takes only serving lines (another daemon's
   log may come late).
 
@@ -153,9 +156,10 @@ class Accountant:
 
     def _reach(self, attempt: _Attempt, attack: Attack) -> float:
         """How long after its last line the attempt can still take this line."""
-        if attempt.front != attack.service or attack.session is None \
-                or attempt.session is None:
+        if attempt.front != attack.service or attack.session is None:
             return self.pair  # nothing but time ties them
+        if attempt.session is None:  # a line of one connection, an attempt of none:
+            return -1.0          # another process's (postscreen's PREGREET, not smtpd's AUTH)
         return self.ttl if attempt.session == attack.session else -1.0
 
     def _join(self, attempt: _Attempt, attack: Attack, now: float) -> Counted:
@@ -190,7 +194,7 @@ class Accountant:
                ref: int) -> Counted:
         """A session's summary: N attempts, less those its session already counted."""
         service, session = attack.service, attack.session
-        own = [a for a in attempts if not a.closed and a.front == service
+        own = [a for a in reversed(attempts) if not a.closed and a.front == service
                and session is not None and a.session == session]
         others = [a for a in attempts if not a.closed and a not in own and (
             (a.front == service and (a.session is None or session is None))

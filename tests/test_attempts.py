@@ -132,6 +132,23 @@ def test_closed_attempts_take_no_more_front_lines() -> None:
     assert total(feed(Accountant(), (0, SASL), (0, DISCONNECT), (1, LOST))) == 2
 
 
+def test_a_connection_line_never_joins_an_attempt_of_no_connection() -> None:
+    """postscreen serves every client in one process (no session): its PREGREET
+    is an attempt of its own, not the AUTH failure smtpd reports seconds later."""
+    pregreet = line("postfix.postscreen-pregreet")
+    too_many = line("postfix.too-many-errors", CORROBORATES, "pid:7", danger=5)
+    counted = feed(Accountant(), (0, pregreet), (4, too_many))
+    assert [(c.attempt, c.new) for c in counted] == [(1, 1), (2, 1)]
+
+
+def test_a_summary_claims_the_newest_attempts_of_its_process() -> None:
+    """smtpd serves connection after connection in one process: auth=0/1 is the
+    last connection's, not one whose statistics line never came."""
+    counted = feed(Accountant(), (0, SASL), (1, LOST), (30, SASL), (30, DISCONNECT))
+    assert [c.attempt for c in counted] == [1, 1, 3, 3]
+    assert total(counted) == 2
+
+
 def test_addresses_are_apart() -> None:
     other = SASL._replace(address="192.0.2.9")
     assert feed(Accountant(), (0, MISMATCH), (1, other))[1] == Counted(2, 1, 10)

@@ -587,14 +587,18 @@ def postfix_attack(w: World, a: Client) -> list[str]:
             f"from {a.namaddr}: {command}\\r\\n"]
 
 
-def _login_failure(w: World, a: Client, user: str) -> str:
+def _login_failure(w: World, a: Client, user: str, session: str = "") -> str:
+    """The login process's summary. `session`: the login's id, which Dovecot's
+    auth lines for that login carry too."""
     service = w.pick(("imap", "imap", "pop3"))
     attempts = w.between(1, 3)
     verb = w.pick(("Disconnected", "Disconnected", "Aborted login", "Disconnected: Inactivity"))
     tls = ", TLS" if w.chance(0.6) else ""
+    secs, method = attempts * w.between(2, 5), w.pick(("PLAIN", "LOGIN"))
+    drawn = w.b64(12)  # drawn even when given, so that the rest of a seed's log stays as it was
     return (f"dovecot: {service}-login: {verb} (auth failed, {attempts} attempts in "
-            f"{attempts * w.between(2, 5)} secs): user=<{user}>, method={w.pick(('PLAIN', 'LOGIN'))}, "
-            f"rip={a.shown}, lip={a.lip}{tls}, session=<{w.b64(12)}>")
+            f"{secs} secs): user=<{user}>, method={method}, "
+            f"rip={a.shown}, lip={a.lip}{tls}, session=<{session or drawn}>")
 
 
 def _guessed_user(w: World) -> str:
@@ -611,8 +615,9 @@ def dovecot_attack(w: World, a: Client) -> list[str]:
         worker = f"dovecot: auth-worker({w.pids.of('auth-worker')})"
         reason = w.pick(("unknown user",
                          "pam_authenticate() failed: Authentication failure (password mismatch?)"))
-        return [f"{worker}: pam({user},{a.shown},<{w.b64(12)}>): {reason}",
-                _login_failure(w, a, user)]
+        session = w.b64(12)  # one login: the auth process names its session
+        return [f"{worker}: pam({user},{a.shown},<{session}>): {reason}",
+                _login_failure(w, a, user, session)]
     if roll < 0.55:
         known = f"  user={user}" if w.chance(0.5) else ""
         return [f"dovecot: auth: pam_unix(dovecot:auth): authentication failure; logname= uid=0 "
