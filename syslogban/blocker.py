@@ -355,8 +355,11 @@ class Blocker:
         refused = unblockable(network)
         if refused:
             raise ValueError(f"{target} {refused}")
-        if any(network.overlaps(allowed) for allowed in self.config.allow):
-            raise ValueError(f"{target} is allow-listed: it is never blocked")
+        allowed = next((a for a in self.config.allow if network.overlaps(a)), None)
+        if allowed is not None:  # say which entry: it may be this host's own address
+            held = "is in" if network.subnet_of(allowed) else "covers"  # type: ignore[arg-type]
+            raise ValueError(f"{target} {held} {allowed}, which is allow-listed (allow, "
+                             "loopback or this host's own addresses): never blocked")
         if network.prefixlen < WIDEST_PREFIX[network.version]:
             raise ValueError(f"{target} is wider than /{WIDEST_PREFIX[network.version]}, "
                              "the widest block allowed")

@@ -384,22 +384,27 @@ def report(name: str, result: CheckResult, signatures: Sequence[Signature],
            out: TextIO) -> None:
     c = result.counters
     rejected = sum(c.rejected.values())
+    # the counts of the three lists right-aligned in one column, as wide as the largest
+    width = len(str(max([0, *c.rejected.values(), *c.attacks.values(),
+                         result.invalid_addresses])))
     print(f"syslogban check: {name}", file=out)
     print(f"lines     {c.lines} read, {c.parsed} parsed, {rejected} rejected", file=out)
     for reason, count in sorted(c.rejected.items()):
-        print(f"  {count:>9}  {reason}: {REJECT_REASONS[reason]}", file=out)
+        print(f"  {count:>{width}}  {reason}: {REJECT_REASONS[reason]}", file=out)
     if c.untagged:
         print(f"untagged  {untagged_summary(c.untagged)}", file=out)
         print(f"  e.g. {shorten(c.untagged_sample or '')}", file=out)
     attacks = sum(c.attacks.values())
-    print(f"attacks   {attacks} from {len(result.addresses)} addresses "
+    many = len(result.addresses)
+    print(f"attacks   {attacks} from {many} address{'' if many == 1 else 'es'} "
           f"({len(signatures)} signatures in use, scanner: {result.engine}, "
           f"{result.processes} process{'es' if result.processes > 1 else ''})", file=out)
     for sig_id, count in c.attacks.most_common():
-        print(f"  {count:>9}  {sig_id}", file=out)
+        print(f"  {count:>{width}}  {sig_id}", file=out)
     if result.invalid_addresses:
-        print(f"  {result.invalid_addresses:>9}  matches dropped: not a literal IP address, "
-              "or one never blocked (unspecified, broadcast, multicast, link-local)", file=out)
+        print(f"  {result.invalid_addresses:>{width}}  matches dropped: not a literal IP "
+              "address, or one never blocked (unspecified, broadcast, multicast, "
+              "link-local)", file=out)
     corr = result.correlation
     if corr.bound or corr.unresolved:
         late = f" ({corr.late} by a later record)" if corr.late else ""
@@ -410,9 +415,11 @@ def report(name: str, result: CheckResult, signatures: Sequence[Signature],
     if result.addresses:
         print(f"attempts  {sum(result.attempts.values())} (failed logins, probes: the lines "
               "that report one attempt count it once)", file=out)
-        print("top addresses     lines  attempts", file=out)
-        for address, count in result.addresses.most_common(TOP_ADDRESSES):
-            print(f"  {address:<39}  {count:>9}  {result.attempts[address]:>8}", file=out)
+        print("top addresses", file=out)
+        rows = [(address, count, result.attempts[address])
+                for address, count in result.addresses.most_common(TOP_ADDRESSES)]
+        for line in table(("ADDRESS", "LINES", "ATTEMPTS"), rows):
+            print(f"  {line}", file=out)
     if result.replay is not None:
         _report_replay(result.replay, out)
 

@@ -107,7 +107,8 @@ class Commands:
                 "block": _block_json(block) if block else None,
                 "covered_by": block.target if block and block.target != target else None,
                 "history": asdict(history) if history else None, "attempts": attempts,
-                "evidence": evidence, "per_attempt": list(grouped.values())}
+                "evidence": evidence,  # attempts in the order they began (first line first)
+                "per_attempt": [grouped[ref] for ref in sorted(grouped)]}
 
 
 def _block_json(block: Block) -> dict[str, Any]:

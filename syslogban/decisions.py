@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import NamedTuple
 
 from .blocker import Block, Blocker, BlockerConfig, normal_target
+from .display import because
 from .durations import PERMANENT, format_duration, parse_duration
 from .pipeline import Detection
 
@@ -73,11 +74,12 @@ class Decisions:
             current = None
         if current is not None and current.until > until and not replace:
             left = ("for good" if current.permanent else "until " + datetime.fromtimestamp(
-                current.until).astimezone().isoformat(sep=" ", timespec="seconds"))
-            raise ValueError(f"{current.target} is blocked {left} (a "
-                             f"{format_duration(current.until - current.since)} "
-                             f"{current.reason} block, #{current.nth}): say --replace to "
-                             f"replace it by a block for {format_duration(seconds)}")
+                current.until).strftime("%Y-%m-%d %H:%M:%S"))
+            why = because(current.reason, current.score, (), current.lifetime, current.origin)
+            raise ValueError(f"{current.target} is already blocked {left} (a "
+                             f"{format_duration(current.until - current.since)} block: {why}): "
+                             f"say --replace to replace it by a block for "
+                             f"{format_duration(seconds)}")
         block = self.blocker.block(target, until, now)
         return block, current
 

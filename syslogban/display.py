@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
-from .durations import PERMANENT
+from .blocker import Block
+from .durations import PERMANENT, format_duration
 from .pipeline import shorten, untagged_summary
 
 MAX_LINE = 1000  # characters of one log line shown
@@ -104,6 +105,44 @@ def _words(key: str) -> str:
     return key.replace("_", " ")
 
 
+# ------------------------------------------------------------ blocks in words
+
+def because(reason: str, score: int, signatures: Sequence[str], lifetime: int = 0,
+            origin: str = "") -> str:
+    """Why a block was made, in one phrase: "score 30 from postfix.sasl-auth-failed"."""
+    named = ", ".join(signatures)
+    if reason == "score":
+        text = f"score {score}" + (f" from {named}" if named else "")
+    elif reason == "blacklist":
+        text = f"blacklisted, lifetime danger {lifetime}" + (f" from {named}" if named else "")
+    elif reason == "adaptive":  # its signatures are the hosts that were blocked
+        text = f"{_count(score, 'of its hosts', 'of its hosts')} blocked" + \
+            (f": {named}" if named else "")
+    elif reason == "manual":
+        text = "by an admin"
+    else:  # a remote part's own reason (crowdsec): the origin says the rest
+        text = reason if not origin else ""
+    if origin:
+        text += (", " if text else "") + f"decided by {printable(origin)}"
+    return text
+
+
+def block_said(block: Block) -> str:
+    """A block in one line, as the log and the remote parts say it:
+    "192.0.2.7 for 2m: score 30 from postfix.sasl-auth-failed (1st block)"."""
+    length = ("for good" if block.permanent
+              else f"for {format_duration(block.until - block.since)}")
+    return (f"{block.target} {length}: "
+            f"{because(block.reason, block.score, block.signatures, block.lifetime, block.origin)}"
+            f" ({ordinal(block.nth)} block)")
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 # ------------------------------------------------------------ the commands
 
 def blocks(answer: Sequence[Mapping[str, Any]], now: float, tz: tzinfo | None = None) -> str:
@@ -145,10 +184,9 @@ def why(answer: Mapping[str, Any], now: float, tz: tzinfo | None = None) -> str:
     if block:
         until = block["until"]
         covered = f" (as part of {answer['covered_by']})" if answer.get("covered_by") else ""
-        facts["blocked"] = (f"yes{covered}: {block['reason']}, score {block['score']}, "
-                            f"block number {block['nth']}")
-        if block.get("origin"):  # a decision taken elsewhere (CrowdSec, the fleet)
-            facts["decided by"] = printable(block["origin"])
+        facts["blocked"] = (f"yes{covered}, its {ordinal(block['nth'])} block: "
+                            + because(block["reason"], block["score"], (),
+                                      block.get("lifetime", 0), block.get("origin", "")))
         facts["started"] = local_time(block["since"], tz)
         facts["ends"] = local_time(until, tz) if until is not None else "permanent"
         facts["left"] = human_duration(until - now if until is not None else None)
@@ -166,11 +204,11 @@ def why(answer: Mapping[str, Any], now: float, tz: tzinfo | None = None) -> str:
     lines = sections(facts)
     groups = answer.get("per_attempt") or []
     evidence = answer.get("evidence") or []
-    if groups:  # the lines of one attempt together
-        lines.append(f"evidence ({_count(len(groups), 'attempt')})")
-        for group in groups:
-            lines.append(f"  attempt of line {group['attempt']} ({group['service']}):")
-            lines += [f"    {printable(line)}" for line in group["lines"]]
+    if groups:  # the lines of one attempt together, the oldest attempt first
+        lines.append(f"evidence ({_count(len(groups), 'attempt')}, oldest first)")
+        for number, group in enumerate(groups, start=1):
+            lines.append(f"  {number}. {group['service']}")
+            lines += [f"     {printable(line)}" for line in group["lines"]]
     else:
         lines.append(f"evidence ({_count(len(evidence), 'line')})" if evidence
                      else "evidence  -")
@@ -251,5 +289,5 @@ def _policy(config: Mapping[str, Any]) -> str:
             f"x{config['multiplier']:g} each time up to {config['max_block_time']}")
 
 
-def _count(n: int, thing: str) -> str:
-    return f"{n} {thing}{'' if n == 1 else 's'}"
+def _count(n: int, thing: str, things: str = "") -> str:
+    return f"{n} {thing if n == 1 else things or thing + 's'}"

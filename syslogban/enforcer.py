@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from .backends import Backend, BackendError, Change
 from .blocker import Block, History
 from .decisions import Decisions
-from .durations import format_duration
+from .display import block_said
 from .state import State, StateError
 
 log = logging.getLogger("syslogban")
@@ -170,10 +170,7 @@ class Enforcer:
             changes += [Change(False, b.target, 0.0) for b in unblocks]
             await self._apply(changes)
         for block, evidence in blocks:
-            log.warning("blocked %s for %s (%s, score %d: %s; block #%d)%s", block.target,
-                        format_duration(block.until - block.since), block.reason,
-                        block.score, ", ".join(block.signatures), block.nth,
-                        f", decided by {block.origin}" if block.origin else "")
+            log.warning("blocked %s", block_said(block))
             self.on_blocked(block, evidence)
         for block in unblocks:
             log.info("unblocked %s", block.target)

@@ -51,7 +51,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from .blocker import Block, normal_target
-from .display import printable
+from .display import because, printable
 from .durations import format_duration
 
 log = logging.getLogger("syslogban.notify")
@@ -214,9 +214,9 @@ def _facts(block: Block, tz: tzinfo | None) -> list[str]:
 
 def _summary(entry: DigestEntry, tz: tzinfo | None) -> str:
     block = entry.block
-    signatures = ", ".join(block.signatures) or "-"
     return (f"{normal_target(block.target)} {_for(block)} since {_iso(block.since, tz)}: "
-            f"{block.reason}, score {block.score}, {signatures}"
+            + because(block.reason, block.score, block.signatures, block.lifetime,
+                      block.origin)
             + ("" if entry.mailed else " [new]"))
 
 

@@ -25,7 +25,7 @@ def test_a_block_becomes_one_alert_with_its_decision() -> None:
                                   "value": "192.0.2.7", "duration": "100s",
                                   "scenario": "syslogban/postfix.sasl"}]
     assert body["start_at"] == "2026-11-21T10:00:00Z" and body["stop_at"] == "2026-11-21T10:00:20Z"
-    assert "blocked 192.0.2.7 for 2m (score, score 30: postfix.sasl, dovecot.auth; block #2)" \
+    assert "blocked 192.0.2.7 for 2m: score 30 from postfix.sasl, dovecot.auth (2nd block)" \
         in body["message"]
     # every field 1.4's LAPI requires (pkg/models/localapi_swagger.yaml, Alert)
     assert {"scenario", "scenario_hash", "scenario_version", "message", "events_count",

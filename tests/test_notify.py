@@ -277,12 +277,12 @@ def test_digest_lists_blocks_marks_new_ones_and_counts_the_rest() -> None:
         f"The last 7 blocks are not listed (a digest lists at most {DIGEST_LIMIT}); "
         "`syslogban list` shows every active block.\n"
         "\n"
-        "192.0.2.1 for 2h since 2026-11-21T10:00:00+00:00: score, score 30, "
+        "192.0.2.1 for 2h since 2026-11-21T10:00:00+00:00: score 30 from "
         "postfix.sasl, dovecot.auth-failed\n"
         "    old\n"
         "    a\\r\\nBcc: x@example.org\n"
         "\n"
-        "198.51.100.0/24 permanently since 2026-11-21T10:01:00+00:00: score, score 30, "
+        "198.51.100.0/24 permanently since 2026-11-21T10:01:00+00:00: score 30 from "
         "postfix.sasl, dovecot.auth-failed [new]\n"
         "    l6\n"
         "    l7\n"
@@ -402,7 +402,7 @@ def test_rate_limit_holds_the_13th_block_for_the_next_digest() -> None:
     assert sink.subjects[12:] == ["syslogban: 2 blocks since 2026-11-21 10:00",
                                   "syslogban: blocked 203.0.113.9 for 2h"]
     digest = body(sink.messages[12])
-    assert "192.0.2.13 for 2h since 2026-11-21T10:12:00+00:00: score, score 30, postfix.sasl, " \
+    assert "192.0.2.13 for 2h since 2026-11-21T10:12:00+00:00: score 30 from postfix.sasl, " \
            "dovecot.auth-failed [new]\n    e12\n" in digest
     assert "192.0.2.14 for 2h" in digest and "192.0.2.12 " not in digest
     assert (notifier.counters.mails_sent, notifier.counters.mails_held) == (14, 2)
@@ -483,7 +483,7 @@ def test_smtp_down_is_counted_and_the_next_mail_still_tried(
     assert sink.subjects == ["syslogban: 2 blocks since 2026-11-21 10:00",
                              "syslogban: blocked 192.0.2.3 for 2h"]
     assert [line for line in body(sink.messages[0]).splitlines() if line.endswith("[new]")] == [
-        f"192.0.2.{i} for 2h since 2026-11-21T10:0{i - 1}:00+00:00: score, score 30, "
+        f"192.0.2.{i} for 2h since 2026-11-21T10:0{i - 1}:00+00:00: score 30 from "
         "postfix.sasl, dovecot.auth-failed [new]" for i in (1, 2)]
     failures = [r.getMessage() for r in caplog.records if r.name == "syslogban.notify"]
     assert [f.split(" failed: ")[0] for f in failures] == [

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from test_daemon import ROOT, SYSLOGBAN, Daemon, attack_lines, daemons, start
 
-from syslogban.display import human_duration, local_time, table
+from syslogban.blocker import Block
+from syslogban.display import because, block_said, human_duration, local_time, table
 from syslogban.durations import PERMANENT
 
 __all__ = ["daemons"]  # the fixture, shared with test_daemon
@@ -43,6 +44,29 @@ def test_human_durations_and_times() -> None:
     assert local_time(None) == "-"
     assert table(("NAME", "N"), [("a", 1), ("long name", 100)]) == [
         "NAME         N", "a            1", "long name  100"]
+
+
+def test_a_block_reads_as_one_sentence() -> None:
+    """The log line, the CrowdSec alert and the digest say a block the same way."""
+    score = Block("192.0.2.30", 0.0, 120.0, "score", 30,
+                  ("postfix.improper-pipelining", "dovecot.auth-failed"), 1, 30)
+    assert block_said(score) == ("192.0.2.30 for 2m: score 30 from "
+                                 "postfix.improper-pipelining, dovecot.auth-failed (1st block)")
+    forever = Block("192.0.2.30", 0.0, PERMANENT, "blacklist", 30, ("sshd.failed",), 22, 130)
+    assert block_said(forever) == ("192.0.2.30 for good: blacklisted, lifetime danger 130 "
+                                   "from sshd.failed (22nd block)")
+    adaptive = Block("192.0.2.0/24", 0.0, 240.0, "adaptive", 3,
+                     ("192.0.2.1", "192.0.2.2", "192.0.2.3"), 2, 0)
+    assert block_said(adaptive) == ("192.0.2.0/24 for 4m: 3 of its hosts blocked: "
+                                    "192.0.2.1, 192.0.2.2, 192.0.2.3 (2nd block)")
+    manual = Block("203.0.113.0/24", 0.0, 86400.0, "manual", 0, (), 3, 0)
+    assert block_said(manual) == "203.0.113.0/24 for 1d: by an admin (3rd block)"
+    remote = Block("198.51.100.7", 0.0, 3600.0, "crowdsec", 0, (), 11, 0,
+                   "crowdsec:cscli/manual 'ban' from 'admin'")
+    assert block_said(remote) == ("198.51.100.7 for 1h: decided by crowdsec:cscli/manual "
+                                  "'ban' from 'admin' (11th block)")
+    assert because("score", 30, ("postfix.sasl",), origin="fleet:mx2") == \
+        "score 30 from postfix.sasl, decided by fleet:mx2"
 
 
 def test_no_command_prints_a_python_repr(tmp_path: Path, daemons: list[Daemon]) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import __version__
 from ..blocker import Block
-from ..durations import format_duration
+from ..display import block_said
 
 ORIGIN = "syslogban"
 FOREVER = 10 * 365 * 86400  # what a permanent block asks for (a Go duration has a limit)
@@ -49,10 +49,7 @@ def alert(block: Block, evidence: int, now: float) -> dict[str, Any] | None:
         return None
     name = scenario(block)
     kind = scope(block.target)
-    length = "permanent" if block.permanent else format_duration(block.until - block.since)
-    message = (f"syslogban blocked {block.target} for {length} ({block.reason}, score "
-               f"{block.score}: {', '.join(block.signatures) or 'no signature'}; "
-               f"block #{block.nth})")
+    message = f"syslogban blocked {block_said(block)}"
     source: dict[str, Any] = {"scope": kind, "value": block.target}
     source["range" if kind == "Range" else "ip"] = block.target
     return {
