@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -19,7 +21,7 @@ from .blocker import BlockerConfig
 from .check import (DEFAULT_SESSIONS, check_path, default_processes, print_lines, report,
                     summary)
 from .durations import parse_duration
-from .errors import SyslogbanError
+from .errors import SyslogbanError, os_error
 from .examples import check_examples, check_session_examples
 from .record import DEFAULT_MAX_SIZE
 from .signatures import Signature, load_rules, load_session_examples, make_signature, select
@@ -31,21 +33,34 @@ class UsageError(SyslogbanError):
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = make_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's own parser, with its usage, not the top one's
+        args.usage.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command != "check":  # check reads a configuration only when told (--replay)
+        args.config = configuration.config_path(getattr(args, "config", None))
     try:
         return int(args.func(args))
     except SyslogbanError as exc:
         for line in str(exc).splitlines():  # a configuration: one line per problem
             print(f"syslogban: error: {line}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `syslogban check ... | head`: an OSError, caught first
+        return _reader_gone()
     except OSError as exc:
-        print(f"syslogban: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"syslogban: error: {os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # `syslogban check ... | head`
-        sys.stderr.close()
-        return 0
+
+
+def _reader_gone() -> int:
+    """The reader of our output left (head, less): stop quietly, as a program
+    killed by SIGPIPE would, without the interpreter's flush at exit failing again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, stream.fileno())
+    return 128 + signal.SIGPIPE
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -104,43 +119,49 @@ def make_parser() -> argparse.ArgumentParser:
                         "(default %(default)s; the oldest is forgotten first)")
     p.add_argument("--processes", metavar="N", type=int, default=default_processes(),
                    help="check a large file in N processes (default: the CPUs, at most 4)")
-    p.set_defaults(func=_check)
+    p.set_defaults(func=_check, usage=p)
 
+    # Every configuration key is a flag: the usage names them in one line, --help lists them.
+    keys = "[--config FILE] [--KEY VALUE ...]"
     p = commands.add_parser(
-        "run", help="run the daemon",
+        "run", help="run the daemon", usage=f"syslogban run {keys}",
         description="Receives syslog records, blocks attackers. Every configuration key "
                     "is also a flag; flags override the file.")
     configuration.add_flags(p)
-    p.set_defaults(func=_run)
+    p.set_defaults(func=_run, usage=p)
 
     p = commands.add_parser("config", help="check or show the configuration")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     a = actions.add_parser(
         "check", parents=[as_json], help="check the configuration as 'run' would load it",
+        usage=f"syslogban config check [--json] {keys}",
         description="Loads the configuration exactly as 'syslogban run' would (the same "
                     "flags, the rules, the firewall driver with its options) and lists "
                     "every problem, one line each: file, key, reason. Exit status 0 when "
                     "'run' would start, 2 when it would refuse.")
     configuration.add_flags(a)
-    a.set_defaults(func=_config_check)
+    a.set_defaults(func=_config_check, usage=a)
     a = actions.add_parser(
         "show", parents=[as_json], help="print the configuration in effect as TOML",
+        usage=f"syslogban config show [--json] {keys}",
         description="Prints the configuration 'syslogban run' would use with these "
                     "flags, as a TOML file: every key with its value (defaults "
                     "included) and each per-service policy in full.")
     configuration.add_flags(a)
-    a.set_defaults(func=_config_show)
+    a.set_defaults(func=_config_show, usage=a)
 
     control = argparse.ArgumentParser(add_help=False, parents=[as_json])
     control.add_argument("--control", metavar="PATH",
                          help="the daemon's control socket (default: from --config, "
                               "else /run/syslogban/control.sock)")
-    control.add_argument("--config", metavar="FILE", help="read the control path from here")
+    control.add_argument("--config", metavar="FILE",
+                         help=f"read the control path from here (default {configuration.DEFAULT_PATH} "
+                              "where it exists)")
     for name, text in (("status", "show the running daemon's configuration and counters"),
                        ("reload", "reload rules, allow-list and configuration"),
                        ("list", "list active blocks: since, until, time left")):
         p = commands.add_parser(name, parents=[control], help=text)
-        p.set_defaults(func=_control_command)
+        p.set_defaults(func=_control_command, usage=p)
     p = commands.add_parser("block", parents=[control], help="block an address or prefix")
     p.add_argument("target", metavar="ADDR")
     p.add_argument("--for", dest="duration", metavar="DURATION", default="permanent",
@@ -148,12 +169,12 @@ def make_parser() -> argparse.ArgumentParser:
                    help="30s, 10m, 2h, 1d, 1w (at most 3650d) or permanent (default)")
     p.add_argument("--replace", action="store_true",
                    help="replace a block in force that lasts longer")
-    p.set_defaults(func=_control_command)
+    p.set_defaults(func=_control_command, usage=p)
     for name, text in (("unblock", "lift a block now"),
                        ("why", "show the evidence, signatures and score behind a block")):
         p = commands.add_parser(name, parents=[control], help=text)
         p.add_argument("target", metavar="ADDR")
-        p.set_defaults(func=_control_command)
+        p.set_defaults(func=_control_command, usage=p)
 
     p = commands.add_parser("fleet", help="set up or look at the fleet's database (PostgreSQL)")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -161,12 +182,12 @@ def make_parser() -> argparse.ArgumentParser:
                            description="Run as the schema's owner (contrib/postgresql/README.md).")
     a.add_argument("--dsn", required=True, metavar="URI",
                    help="libpq URI, e.g. postgresql://syslogban@db.example.org/syslogban")
-    a.set_defaults(func=_fleet_init)
+    a.set_defaults(func=_fleet_init, usage=a)
     a = actions.add_parser("status", parents=[as_json],
                            help="the hosts, their last contact and backlog")
     a.add_argument("--dsn", metavar="URI", help="default: [fleet] dsn of --config")
-    a.add_argument("--config", metavar="FILE", help="read the dsn from here")
-    a.set_defaults(func=_fleet_status)
+    a.add_argument("--config", metavar="FILE", help=configuration.CONFIG_HELP)
+    a.set_defaults(func=_fleet_status, usage=a)
 
     p = commands.add_parser(
         "flush", help="take syslogban's blocks out of the firewall (the daemon stopped)",
@@ -175,21 +196,21 @@ def make_parser() -> argparse.ArgumentParser:
                     "flush_on_exit does at a stop. The daemon must be stopped; its state is "
                     "kept, so the next start puts the active blocks back. Package removal "
                     "runs it.")
-    p.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
-    p.set_defaults(func=_flush)
+    p.add_argument("--config", metavar="FILE", help=configuration.CONFIG_HELP)
+    p.set_defaults(func=_flush, usage=p)
 
     p = commands.add_parser("rules", help="list, show or check signatures")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     a = actions.add_parser("list", parents=[rules_options, selection, as_json],
                            help="list signatures and whether they are in use")
-    a.set_defaults(func=_rules_list)
+    a.set_defaults(func=_rules_list, usage=a)
     a = actions.add_parser("show", parents=[rules_options, as_json],
                            help="print a signature as loaded")
     a.add_argument("id")
-    a.set_defaults(func=_rules_show)
+    a.set_defaults(func=_rules_show, usage=a)
     a = actions.add_parser("check", parents=[rules_options, as_json],
                            help="validate rule files and run their inline examples")
-    a.set_defaults(func=_rules_check)
+    a.set_defaults(func=_rules_check, usage=a)
     return parser
 
 
@@ -228,7 +249,11 @@ def _config_check(args: argparse.Namespace) -> int:
                                   for p in found]})
     elif not found:
         own = ", ".join(config.services) or "none"
-        print(f"{config.source}: ok (backend {config.backend}, per-service policies: {own})")
+        missing = not Path(configuration.DEFAULT_PATH).exists()
+        source = config.source if args.config else "no configuration file" + (
+            f" ({configuration.DEFAULT_PATH} does not exist)" if missing else "") + \
+            ", the defaults"
+        print(f"{source}: ok (backend {config.backend}, per-service policies: {own})")
     for problem in found if not args.json else ():
         print(f"syslogban: error: {problem}", file=sys.stderr)
     return 2 if found else 0
@@ -245,7 +270,9 @@ def _config_show(args: argparse.Namespace) -> int:
 
 def _control_command(args: argparse.Namespace) -> int:
     from .control import request  # the daemon's modules only for the daemon's commands
-    path = args.control or configuration.load(args.config).control
+    # only the control path matters here: a mistake elsewhere in the file is for
+    # `config check` and `reload` to report, not a reason to refuse `status`
+    path = args.control or configuration.read(args.config)[0].control
     command: dict[str, object] = {"command": args.command}
     if args.command in ("block", "unblock", "why"):
         command["target"] = args.target

@@ -6,6 +6,9 @@ Rules of this file:
   run`, `syslogban config check` / `config show`, the effective configuration
   shown by `status` and contrib/syslogban.toml all follow it.
 * Defaults work with no file at all. Precedence: defaults < file < flags.
+  The file is --config FILE, else DEFAULT_PATH where it exists (as the
+  Debian package installs it), so that `run`, `config check` and the
+  commands that ask the daemon read the same file without being told.
 * A bad value is reported with the key (and file) and why; it never half-applies.
 * It resolves nothing over the network itself: names in `allow` are resolved
   by the daemon at start and on reload, through `resolve_allow`.
@@ -342,9 +345,24 @@ class Config:
         return render(SCHEMA, {**self.values, "services": services}, comments)
 
 
+# Where the configuration lives when --config does not say (the BSDs keep
+# what ports install under /usr/local/etc).
+DEFAULT_PATH = ("/etc/syslogban/syslogban.toml" if platform.system() == "Linux"
+                else "/usr/local/etc/syslogban/syslogban.toml")
+CONFIG_HELP = (f"configuration file (TOML; default {DEFAULT_PATH} where it exists, "
+               "'' for none)")
+
+
+def config_path(given: str | None) -> str | None:
+    """The file to read: the one given ('' for none), else DEFAULT_PATH where it exists."""
+    if given is not None:
+        return given or None
+    return DEFAULT_PATH if Path(DEFAULT_PATH).exists() else None
+
+
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per key; unset flags leave the file's value alone."""
-    parser.add_argument("--config", metavar="FILE", help="configuration file (TOML)")
+    parser.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     for option in OPTIONS:
         kwargs: dict[str, Any] = {"dest": option.key, "default": argparse.SUPPRESS,
                                   "metavar": option.metavar, "help": option.help}

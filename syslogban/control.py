@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import socket
+import stat
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -94,9 +95,15 @@ async def _answer(writer: asyncio.StreamWriter, response: dict[str, Any]) -> Non
 
 
 def _replace_stale(path: str) -> None:
-    """Removes a socket file nobody listens on; refuses to steal a live one."""
-    if not os.path.exists(path):
+    """Removes a socket file nobody listens on; refuses to steal a live one, and
+    never removes anything that is not a socket (a mistyped `control` path)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
         return
+    if not stat.S_ISSOCK(mode):
+        raise ControlError(f"{path}: exists and is not a socket: the control socket "
+                           "needs a path of its own (control = ...)")
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         probe.connect(path)
@@ -127,12 +134,31 @@ def request(path: str, command: dict[str, Any], timeout: float = TIMEOUT) -> dic
         except PermissionError:
             raise ControlError(f"{path}: permission denied (root or the control group "
                                "only)") from None
+        except ConnectionRefusedError:
+            raise ControlError(_refused(path)) from None
+        except TimeoutError:
+            raise ControlError(f"{path}: syslogban did not answer within "
+                               f"{timeout:g} s (busy or stuck?)") from None
         except OSError as exc:
             raise ControlError(f"{path}: {exc.strerror or exc}") from None
     try:
         answer = json.loads(data)
+        if not isinstance(answer, dict):
+            raise ValueError("not an object")
     except ValueError:
         raise ControlError(f"{path}: the daemon gave no answer") from None
     if not answer.get("ok"):
         raise ControlError(str(answer.get("error", "the daemon refused")))
     return dict(answer)
+
+
+def _refused(path: str) -> str:
+    """Why nobody answers at `path`, for the admin who asked."""
+    try:
+        is_socket = stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        is_socket = True
+    if not is_socket:
+        return (f"{path}: not a socket (--control names the daemon's control socket, "
+                "the 'control' key of its configuration)")
+    return f"{path}: nobody answers (syslogban is not running; the socket is left over)"

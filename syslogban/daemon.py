@@ -44,7 +44,7 @@ from .engine import Engine
 from .inputs import Inputs
 from .notify import Notifier, NotifyConfig
 from .pipeline import Detection
-from .privileges import capabilities, drop_to
+from .privileges import CAP_NET_ADMIN, capabilities, drop_to
 from .remotes import Remotes
 from .state import State
 
@@ -135,8 +135,9 @@ class Daemon:
         state = Path(config.state)  # its directory stays the admin's (StateDirectory=)
         files = [state, Path(f"{state}-wal"), Path(f"{state}-shm")]
         drop_to(config.user, self.backend.name in ("nftables", "ipset"), files)
-        log.info("running as %s with capabilities %s", config.user,
-                 {k: hex(v) for k, v in capabilities().items()})
+        kept = capabilities().get("CapEff", 0) & (1 << CAP_NET_ADMIN)
+        log.info("running as %s, %s", config.user,
+                 "keeping CAP_NET_ADMIN only" if kept else "with no capabilities")
 
     async def _until_end(self, reader: Awaitable[None]) -> None:
         """The end of stdin (or of omprog's pipe) stops the daemon."""

@@ -12,7 +12,10 @@ Rules of this file:
 from __future__ import annotations
 
 import difflib
+import grp
 import os
+import pwd
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,7 +40,40 @@ def check(config: Config) -> tuple[list[Signature] | None, list[Problem]]:
         reason = unwritable(getattr(config, key))
         if reason:
             found.append(Problem(config.source, key, reason))
+    if _occupied(config.control):
+        found.append(Problem(config.source, "control", f"{config.control} exists and is "
+                             "not a socket: the control socket needs a path of its own"))
+    found += _accounts(config)
     return loaded, found
+
+
+def _accounts(config: Config) -> list[Problem]:
+    """The user and groups named must exist on this host (checked before anything
+    starts, not when the socket is already bound)."""
+    found = []
+    if config.user:
+        try:
+            pwd.getpwnam(config.user)
+        except KeyError:
+            found.append(Problem(config.source, "user", f"no such user {config.user!r} on "
+                                 "this host (Debian's package creates 'syslogban')"))
+    for key in ("control_group", "unix_group"):
+        group = getattr(config, key)
+        if group:
+            try:
+                grp.getgrnam(group)
+            except KeyError:
+                found.append(Problem(config.source, key, f"no such group {group!r} on this host"))
+    return found
+
+
+def _occupied(path: str) -> bool:
+    """Whether `path` holds something other than a (perhaps stale) socket, which
+    syslogban must neither replace nor remove."""
+    try:
+        return not stat.S_ISSOCK(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _selection(config: Config, loaded: Sequence[Signature]) -> list[Problem]:

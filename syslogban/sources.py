@@ -8,8 +8,8 @@ Rules of this file:
   from a sender outside the allow-list never reaches the matcher.
 * A source never blocks the event loop. A pipe, FIFO, socket or terminal is
   read by the loop itself (backpressure reaches the writer when syslogban is
-  busy); a regular file (`syslogban run --stdin < file`) is read in a thread,
-  since epoll cannot watch files.
+  busy); anything else (`syslogban run --stdin < file`, `< /dev/null`) is read
+  in a thread, since epoll cannot watch files and devices.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ async def stdin_reader() -> asyncio.StreamReader:
     """Standard input as a stream the loop reads (omprog: rsyslog's pipe)."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=READ_SIZE)
-    if stat.S_ISREG(os.fstat(0).st_mode):  # a file (tests, replays): read in a thread
+    if not _pollable(0):  # a file (tests, replays), /dev/null: read in a thread
         async def pump() -> None:
             while data := await loop.run_in_executor(None, os.read, 0, READ_SIZE):
                 reader.feed_data(data)
@@ -66,7 +66,7 @@ async def stdin_reader() -> asyncio.StreamReader:
 async def read_stream(fd: int, consume: Consumer) -> None:
     """Feeds everything readable from `fd` to `consume`; returns at end of stream."""
     loop = asyncio.get_running_loop()
-    if stat.S_ISREG(os.fstat(fd).st_mode):
+    if not _pollable(fd):
         while data := await loop.run_in_executor(None, os.read, fd, READ_SIZE):
             consume(data)
         return
@@ -77,6 +77,12 @@ async def read_stream(fd: int, consume: Consumer) -> None:
         await done
     finally:
         transport.close()
+
+
+def _pollable(fd: int) -> bool:
+    """Whether the event loop can watch `fd`: a pipe, FIFO, socket or terminal."""
+    mode = os.fstat(fd).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)
 
 
 # ------------------------------------------------------------------ listeners

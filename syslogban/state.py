@@ -30,7 +30,7 @@ from pathlib import Path
 from .address import unblockable
 from .blocker import Block, History, normal_target
 from .durations import MAX_DURATION
-from .errors import SyslogbanError
+from .errors import SyslogbanError, os_error
 
 log = logging.getLogger("syslogban.state")
 
@@ -107,7 +107,12 @@ class State:
             self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._migrate()
-        except (OSError, sqlite3.Error) as exc:
+        except PermissionError as exc:
+            raise StateError(f"state file {self.path}: {os_error(exc)} (run as root, or "
+                             "name a writable file: --state PATH)") from None
+        except OSError as exc:
+            raise StateError(f"state file {self.path}: {os_error(exc)}") from None
+        except sqlite3.Error as exc:
             raise StateError(f"state file {self.path}: {exc}") from None
 
     @property

@@ -127,6 +127,20 @@ def test_missing_file_and_broken_rules_fail_clearly(rules: Path, tmp_path: Path)
     assert "Traceback" not in broken.stderr
 
 
+@pytest.mark.parametrize("args", [("check", str(SAMPLE)), ("check", "--jsonl", str(SAMPLE)),
+                                  ("check", "--print-missed", str(SAMPLE)),
+                                  ("rules", "list"), ("config", "show")])
+def test_a_reader_that_leaves_early_is_no_error(args: tuple[str, ...]) -> None:
+    """`syslogban ... | head`: quiet, the status of a program SIGPIPE stopped."""
+    process = subprocess.Popen([sys.executable, "-m", "syslogban", *args], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before the first line
+    errors = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, errors
+    assert errors == ""
+
+
 def test_rules_list_show_check(rules: Path) -> None:
     listing = run("rules", "list", "--rules", str(rules))
     assert re.search(r"^on +demo\.fail +10  login failed$", listing.stdout, re.M)
@@ -257,3 +271,30 @@ def test_fail2ban_regex_parity_host_and_printed_lines(log: Path) -> None:
     names = run("check", "--pattern", pattern, "--print-missed", "-",
                 stdin=b"Nov 21 10:00:00 h demo[1]: login failed for a from mail.example.org\n")
     assert b"missed lines (1)" in names.stdout  # <HOST> takes no host name, unlike fail2ban
+
+
+def test_the_default_configuration_file_is_read_when_none_is_named(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """/etc/syslogban/syslogban.toml (here a file in its place) is what `run`,
+    `config check` and the daemon's commands read without --config."""
+    from syslogban import cli, config
+    path = tmp_path / "syslogban.toml"
+    path.write_text(f'threshold = 50\ncontrol = "{tmp_path}/control.sock"\n')
+    monkeypatch.setattr(config, "DEFAULT_PATH", str(path))
+    assert cli.main(["config", "check"]) == 0
+    assert capsys.readouterr().out.startswith(f"{path}: ok (backend ")
+    assert cli.main(["config", "show", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["threshold"] == 50
+    assert cli.main(["config", "show", "--json", "--config", ""]) == 0  # '': no file at all
+    assert json.loads(capsys.readouterr().out)["threshold"] == 30
+    assert cli.main(["status"]) == 2
+    assert f"{tmp_path}/control.sock: no such control socket" in capsys.readouterr().err
+    path.write_text(f'windw = "1h"\ncontrol = "{tmp_path}/control.sock"\n')
+    assert cli.main(["config", "check"]) == 2
+    assert f"{path}: windw: unknown key (did you mean window?)" in capsys.readouterr().err
+    assert cli.main(["status"]) == 2  # a typo elsewhere does not hide the socket
+    assert f"{tmp_path}/control.sock: no such control socket" in capsys.readouterr().err
+    monkeypatch.setattr(config, "DEFAULT_PATH", str(tmp_path / "absent.toml"))
+    assert cli.main(["config", "check"]) == 0
+    assert capsys.readouterr().out.startswith(
+        f"no configuration file ({tmp_path}/absent.toml does not exist), the defaults: ok")
