@@ -195,11 +195,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("session_ttl", POSITIVE_DURATION, DEFAULT_TTL, "how long a session id is remembered",
            metavar="DURATION"),
     # scoring (per_service: also a key of [services.NAME])
-    Option("threshold", whole(1, 10**9), 30, "score (sum of danger) that blocks", metavar="N",
+    Option("threshold", whole(1, 10**9), 30,
+           "score that blocks: each attempt adds its danger (10 by default)", metavar="N",
            per_service=True),
     Option("attempts", whole(0, 10**9), 0,
-           "block after this many attacks instead of a score (0: use threshold)", metavar="N",
-           per_service=True),
+           "block at the N-th attempt (failed login, probe) instead of by score (0: use "
+           "threshold)", metavar="N", per_service=True),
     Option("window", POSITIVE_DURATION, 1800.0, "detection window", metavar="DURATION",
            per_service=True),
     Option("block_time", POSITIVE_DURATION, 120.0, "first block time", metavar="DURATION",

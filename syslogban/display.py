@@ -90,12 +90,14 @@ def _cell(value: object) -> str:
 def sections(data: Mapping[str, Any], indent: str = "") -> list[str]:
     """Nested data as `name  value` lines, a table within a table indented under its name."""
     lines: list[str] = []
-    width = max((len(_words(k)) for k, v in data.items() if not isinstance(v, Mapping)),
+    width = max((len(_words(k)) for k, v in data.items() if not isinstance(v, Mapping) or not v),
                 default=0)
     for key, value in data.items():
-        if isinstance(value, Mapping):
-            lines.append(f"{indent}{_words(key)}" + ("" if value else "  -"))
+        if isinstance(value, Mapping) and value:
+            lines.append(f"{indent}{_words(key)}")
             lines += sections(value, indent + "  ")
+        elif isinstance(value, Mapping):  # an empty table: nothing to list, in line
+            lines.append(f"{indent}{_words(key).ljust(width)}  -")
         else:
             lines.append(f"{indent}{_words(key).ljust(width)}  {_cell(value)}".rstrip())
     return lines
@@ -285,8 +287,11 @@ def _policy(config: Mapping[str, Any]) -> str:
     """One policy in words; durations arrive as the configuration writes them (30m)."""
     attempts = config.get("attempts")
     trigger = f"{attempts} attempts" if attempts else f"score {config['threshold']}"
-    return (f"{trigger} within {config['window']} block for {config['block_time']}, "
-            f"x{config['multiplier']:g} each time up to {config['max_block_time']}")
+    if config["block_time"] == "permanent":
+        return f"{trigger} within {config['window']}: blocked for good"
+    return (f"{trigger} within {config['window']}: blocked for {config['block_time']}, "
+            f"x{config['multiplier']:g} for each earlier block, at most "
+            f"{config['max_block_time']}")
 
 
 def _count(n: int, thing: str, things: str = "") -> str:

@@ -101,10 +101,10 @@ def test_the_package_installs_runs_and_purges_on_a_fresh_debian_12(
         # the installed file is the one read when --config does not name another
         assert "/etc/syslogban/syslogban.toml: ok (backend nftables" in run_in(
             root, "syslogban config check").stdout
-        run_in(root, "echo 'windw = \"1h\"' >> /etc/syslogban/syslogban.toml")
+        run_in(root, "sed -i '1i windw = \"1h\"' /etc/syslogban/syslogban.toml")
         typo = run_in(root, "syslogban config check", check=False)
         assert typo.returncode == 2 and "/etc/syslogban/syslogban.toml: windw:" in typo.stderr
-        run_in(root, "sed -i '$d' /etc/syslogban/syslogban.toml")
+        run_in(root, "sed -i '1d' /etc/syslogban/syslogban.toml")
         assert "run the daemon" in run_in(root, "MANWIDTH=80 syslogban --help").stdout
 
         # In a network namespace of its own: a block in nftables, then purge removes all.
