@@ -8,11 +8,14 @@ Rules of this file:
   firewall holds it.
 * An admin's mistake (a bad address, a duration, a target never blocked) is
   a ValueError or TypeError with a one-line message: it becomes an error
-  answer, never a traceback.
+  answer, never a traceback. Any other failure of a command (the state file
+  unreadable, a bug) is answered too, and logged in one line: a client never
+  waits for an answer that will not come.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
@@ -23,6 +26,8 @@ from .decisions import Decisions
 from .durations import format_duration
 from .enforcer import Enforcer
 from .state import State
+
+log = logging.getLogger("syslogban.control")
 
 Answer = dict[str, Any]
 Handler = Callable[[dict[str, Any]], Awaitable[Answer]]
@@ -53,6 +58,9 @@ class Commands:
             return await handler(request)
         except (ValueError, TypeError) as exc:
             return {"ok": False, "error": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - a broken command must not leave its client hanging
+            log.error("control: %s failed: %s: %s", command, type(exc).__name__, exc)
+            return {"ok": False, "error": f"{command} failed: {exc}"[:300]}
 
     async def _show_status(self, request: dict[str, Any]) -> Answer:
         return {"ok": True, **self._status()}

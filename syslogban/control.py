@@ -78,7 +78,8 @@ class ControlServer:
                 if not isinstance(request, dict) or not isinstance(request.get("command"), str):
                     raise ValueError("a request is a JSON object with a 'command'")
                 response = await self.handler(request)
-            except (asyncio.LimitOverrunError, ValueError) as exc:
+            except (asyncio.LimitOverrunError, ValueError, RecursionError) as exc:
+                # RecursionError: JSON nested deeper than the parser's stack
                 response = {"ok": False, "error": f"bad request: {exc}"[:200]}
             except asyncio.TimeoutError:
                 response = {"ok": False, "error": "request not received in time"}

@@ -21,8 +21,9 @@ _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smhdw]?)", re.ASCII)
 
 def parse_duration(text: str | int | float) -> float:
     """Seconds; raises ValueError with a message an admin understands."""
-    if isinstance(text, bool):
-        raise ValueError(f"{text!r} is not a duration")
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        # JSON from the control socket may hold anything: a list, an object, null
+        raise ValueError(f"{str(text)[:40]} is not a duration")
     if isinstance(text, (int, float)):
         if text < 0 or math.isnan(text):
             raise ValueError(f"{text!r} is not a duration (negative)")

@@ -334,3 +334,27 @@ def test_control_refuses_absurd_durations_and_targets_never_blocked(
     assert d.blocks() == {}
     assert d.ctl("block", "192.0.2.1", "--for", "3650d").returncode == 0
     assert d.blocks()["192.0.2.1"]["duration"] == "3650d"
+
+
+def test_a_request_that_breaks_a_command_is_answered_and_logged(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    """JSON nested past Python's recursion limit, a duration of the wrong type:
+    each gets an error answer at once (not the client's timeout) and the
+    daemon goes on."""
+    import socket
+    d = start(daemons, tmp_path)
+    payloads = {b"[" * 100_000 + b"\n": "bad request",
+                b'{"command": "block", "target": "192.0.2.9", "for": {"a": 1}}\n':
+                    "is not a duration",
+                b'{"command": "block", "target": "192.0.2.9", "for": null}\n':
+                    "is not a duration"}
+    for payload, error in payloads.items():
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(d.control)
+            s.sendall(payload)
+            answer = json.loads(s.makefile().readline())
+            assert answer["ok"] is False and error in answer["error"], answer
+    d.send(attack_lines("192.0.2.1"))
+    d.wait_for(lambda: d.reported() == ["192.0.2.1"], "a block after the requests")
+    assert "Traceback" not in d.log.read_text()
