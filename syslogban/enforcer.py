@@ -11,6 +11,11 @@ Rules of this file:
   diverges from what was decided. A refused batch is retried with back-off
   (each change alone after the first refusal), and what is still missing
   after that is repaired by the next firewall check (a sync of everything).
+* The state file may be unwritable for a while (a full disk): protection
+  goes on from memory, and what could not be written waits in `_unsaved`
+  (the last word per target, so it stays as small as the blocks themselves)
+  for the next commit, tried again every STATE_RETRY seconds meanwhile. A
+  block it reported is in the state file as soon as the disk takes it.
 * It does not decide: what should be in force is the blocker's (it reads
   `decisions.blocker`, which a reload may replace); the enforcer only makes
   the state and the kernel hold it, and ends blocks whose time is up.
@@ -27,11 +32,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .backends import Backend, BackendError, Change
-from .blocker import Block, History
+from .blocker import Block
 from .decisions import Decisions
 from .display import block_said
 from .state import State, StateError
@@ -39,6 +44,7 @@ from .state import State, StateError
 log = logging.getLogger("syslogban")
 
 RETRY_DELAYS = (0.1, 0.5, 2.0, 5.0, 15.0, 30.0)
+STATE_RETRY = 5.0  # seconds between tries to write what the state file refused
 
 Decided = tuple[Block, list[str]]  # a block and the evidence stored with it
 
@@ -64,8 +70,11 @@ class Enforcer:
         self.firewall = asyncio.Lock()  # one driver call at a time, from any task
         self._pending: list[Decided] = []
         self._unpending: list[Block] = []
+        self._ended: list[str] = []  # ended in the kernel on their own: the state forgets them
+        self._unsaved: dict[str, Decided | None] = {}  # not written yet; None: a removal
         self._committed: list[tuple[list[Decided], list[Block]]] = []
         self._commit_lock = asyncio.Lock()
+        self._failing = False  # the last write failed (said once per outage)
         self._wakeup = asyncio.Event()
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -92,6 +101,9 @@ class Enforcer:
         self._wakeup.set()
         await batches
         await self.flush()
+        if self._unsaved:
+            log.error("%d changes could not be written to the state file: the next start "
+                      "does not know them", len(self._unsaved))
         self.backend.stop(flush=flush_firewall)
 
     # ------------------------------------------------------------ queueing
@@ -111,7 +123,11 @@ class Enforcer:
         one is applied make the next batch, so batches grow with the load and a
         lone block waits for nothing (batch_delay can add a wait)."""
         while not self._closing:
-            await self._wakeup.wait()
+            try:  # what the state file refused is tried again, new decisions or not
+                await asyncio.wait_for(self._wakeup.wait(),
+                                       STATE_RETRY if self._unsaved else None)
+            except TimeoutError:
+                pass
             if self.batch_delay and not self._closing:
                 await asyncio.sleep(self.batch_delay)
             self._wakeup.clear()
@@ -136,25 +152,40 @@ class Enforcer:
         return committed
 
     async def _commit_queued(self) -> bool:
-        committed = True
         async with self._commit_lock:
             blocks, self._pending = self._pending, []
             unblocks, self._unpending = self._unpending, []
+            ended, self._ended = self._ended, []
+            unsaved = self._unsaved
+            # In the order they happened: blocks that ended, new blocks, unblocks.
+            unsaved.update(dict.fromkeys(ended))
+            unsaved.update((b.target, (b, evidence)) for b, evidence in blocks)
+            unsaved.update(dict.fromkeys(b.target for b in unblocks))
+            committed = await self._write(unsaved) if unsaved else True
             if blocks or unblocks:
-                history = {b.target: self.decisions.blocker.history[b.target] for b, _ in blocks}
-                try:  # in a thread: a durable commit waits for the disk, the loop must not
-                    await asyncio.to_thread(self._write, blocks, history, unblocks)
-                except StateError as exc:
-                    committed = False
-                    self.counters.state_errors += 1
-                    log.error("%s; protection goes on from memory", exc)
-                self._committed.append((blocks, unblocks))
+                self._committed.append((blocks, unblocks))  # from memory if need be
         return committed
 
-    def _write(self, blocks: list[Decided], history: Mapping[str, History],
-               unblocks: list[Block]) -> None:
-        self.state.record(blocks, history)
-        self.state.remove([b.target for b in unblocks])
+    async def _write(self, unsaved: dict[str, Decided | None]) -> bool:
+        """Writes what waits in one transaction; on failure it keeps waiting."""
+        written = [d for d in unsaved.values() if d is not None]
+        history = {b.target: self.decisions.blocker.history[b.target] for b, _ in written
+                   if b.target in self.decisions.blocker.history}
+        removed = [t for t, d in unsaved.items() if d is None]
+        try:  # in a thread: a durable commit waits for the disk, the loop must not
+            await asyncio.to_thread(self.state.record, written, history, removed)
+        except StateError as exc:
+            self.counters.state_errors += 1
+            if not self._failing:
+                log.error("%s; protection goes on from memory, %d changes wait for the "
+                          "state file", exc, len(unsaved))
+            self._failing = True
+            return False
+        if self._failing:
+            log.warning("the state file takes writes again: %d changes written", len(unsaved))
+            self._failing = False
+        unsaved.clear()
+        return True
 
     # ------------------------------------------------------------- applying
 
@@ -271,8 +302,9 @@ class Enforcer:
             ended = self.decisions.blocker.expire(time.time())
             if ended:
                 self.counters.unblocks += len(ended)
-                if self.backend.kernel_expiry:
-                    self.state.remove(b.target for b in ended)
+                if self.backend.kernel_expiry:  # the state forgets them with the next commit
+                    self._ended += [b.target for b in ended]
+                    self._wakeup.set()
                 else:
                     for block in ended:
                         self.lift(block)

@@ -178,9 +178,12 @@ class State:
     # -------------------------------------------------------------- writing
 
     def record(self, blocks: Sequence[tuple[Block, Sequence[str]]],
-               history: Mapping[str, History]) -> None:
-        """Stores new blocks (with their evidence) and history, in one transaction."""
+               history: Mapping[str, History], removed: Iterable[str] = ()) -> None:
+        """Stores new blocks (with their evidence) and history and forgets the
+        `removed` ones (no target in both), in one transaction."""
         with self._transaction():
+            self._db.executemany("DELETE FROM blocks WHERE target = ?",
+                                 [(t,) for t in removed])
             self._db.executemany(
                 "INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [(b.target, b.since, None if b.permanent else b.until, b.reason, b.score,

@@ -65,13 +65,15 @@ def test_a_firewall_down_for_seconds_loses_nothing(tmp_path: Path, daemons: list
 
 
 @requires(os.geteuid() == 0, "needs root to mount a small tmpfs")
-def test_a_full_disk_keeps_protection_from_memory(tmp_path: Path,
-                                                  daemons: list[Daemon]) -> None:
+def test_a_full_disk_keeps_protection_from_memory_and_loses_nothing(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    """What could not be written waits, and is written once the disk has room:
+    a kill -9 after that loses no reported block."""
     disk = tmp_path / "disk"
     disk.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], check=True)
     try:
-        d = start(daemons, tmp_path, "--state", str(disk / "state.db"))
+        d = start(daemons, tmp_path, "--state", str(disk / "state.db"), "--block-time", "1h")
         d.send(attack_lines("192.0.2.1"))
         d.wait_for(lambda: d.reported() == ["192.0.2.1"], "a block on a disk with room")
         with open(disk / "filler", "wb") as f:  # fill the disk
@@ -87,6 +89,13 @@ def test_a_full_disk_keeps_protection_from_memory(tmp_path: Path,
         assert status["state_errors"] >= 1 and status["blocks_active"] == 39
         assert "protection goes on from memory" in d.log.read_text()
         assert d.proc.poll() is None
+        (disk / "filler").unlink()  # room again, and no new decision to carry the old ones
+        d.wait_for(lambda: "the state file takes writes again" in d.log.read_text(),
+                   "the waiting changes written", timeout=30)
+        d.proc.kill()
+        d.proc.wait()
+        again = start(daemons, tmp_path, "--state", str(disk / "state.db"), "--block-time", "1h")
+        assert set(again.blocks()) == set(d.reported())
     finally:
         for daemon in daemons:
             daemon.proc.kill()
