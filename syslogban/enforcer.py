@@ -16,6 +16,8 @@ Rules of this file:
   (the last word per target, so it stays as small as the blocks themselves)
   for the next commit, tried again every STATE_RETRY seconds meanwhile. A
   block it reported is in the state file as soon as the disk takes it.
+* No failure ends the batch task: one that is nobody's fault (a bug) is
+  logged and the decisions wait, like a failed write.
 * It does not decide: what should be in force is the blocker's (it reads
   `decisions.blocker`, which a reload may replace); the enforcer only makes
   the state and the kernel hold it, and ends blocks whose time is up.
@@ -131,7 +133,11 @@ class Enforcer:
             if self.batch_delay and not self._closing:
                 await asyncio.sleep(self.batch_delay)
             self._wakeup.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception as exc:  # noqa: BLE001 - protection must outlive a bug
+                log.error("a batch failed, its decisions wait for the next one: %s: %s",
+                          type(exc).__name__, exc)
 
     async def flush(self) -> bool:
         """Commits, applies and reports what was queued; whether the commit succeeded."""
@@ -174,11 +180,12 @@ class Enforcer:
         removed = [t for t, d in unsaved.items() if d is None]
         try:  # in a thread: a durable commit waits for the disk, the loop must not
             await asyncio.to_thread(self.state.record, written, history, removed)
-        except StateError as exc:
+        except Exception as exc:  # noqa: BLE001 - a full disk, or a bug: it all waits
             self.counters.state_errors += 1
             if not self._failing:
                 log.error("%s; protection goes on from memory, %d changes wait for the "
-                          "state file", exc, len(unsaved))
+                          "state file", exc if isinstance(exc, StateError)
+                          else f"{type(exc).__name__}: {exc}", len(unsaved))
             self._failing = True
             return False
         if self._failing:
@@ -202,7 +209,11 @@ class Enforcer:
             await self._apply(changes)
         for block, evidence in blocks:
             log.warning("blocked %s", block_said(block))
-            self.on_blocked(block, evidence)
+            try:
+                self.on_blocked(block, evidence)
+            except Exception as exc:  # noqa: BLE001 - a notifier's or remote part's bug
+                log.error("reporting the block of %s failed: %s: %s", block.target,
+                          type(exc).__name__, exc)
         for block in unblocks:
             log.info("unblocked %s", block.target)
 
@@ -230,9 +241,10 @@ class Enforcer:
     async def _applied(self, changes: list[Change], failure: str) -> bool:
         try:
             await asyncio.to_thread(self.backend.apply, changes, time.time())
-        except BackendError as exc:
+        except Exception as exc:  # noqa: BLE001 - a driver's bug is retried like a refusal
             self.counters.backend_errors += 1
-            log.error("%s: %s", failure, exc)
+            log.error("%s: %s", failure, exc if isinstance(exc, BackendError)
+                      else f"{type(exc).__name__}: {exc}")
             return False
         self.counters.batches += 1
         return True

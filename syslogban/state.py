@@ -10,6 +10,8 @@ Rules of this file:
 * The file is private (0600): evidence lines are log text about users.
 * The schema has a version; MIGRATIONS turns any older file into the
   current one, in order, inside one transaction each.
+* Any block can be written: counts past SQLite's 64-bit integers are stored
+  at its limit.
 * One bad row never costs the others: a block row that cannot be restored
   (unreadable, a target that is no address or is never blocked, an end
   beyond durations.MAX_DURATION written by an older syslogban) is skipped,
@@ -33,6 +35,8 @@ from .durations import MAX_DURATION
 from .errors import SyslogbanError, os_error
 
 log = logging.getLogger("syslogban.state")
+
+INTEGER_MAX = 2**63 - 1  # SQLite's largest INTEGER
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: active blocks, and the history of everything ever blocked or scored
@@ -186,9 +190,9 @@ class State:
                                  [(t,) for t in removed])
             self._db.executemany(
                 "INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(b.target, b.since, None if b.permanent else b.until, b.reason, b.score,
-                  json.dumps(list(b.signatures)), b.nth, b.lifetime, json.dumps(list(ev)),
-                  b.origin)
+                [(b.target, b.since, None if b.permanent else b.until, b.reason,
+                  _integer(b.score), json.dumps(list(b.signatures)), _integer(b.nth),
+                  _integer(b.lifetime), json.dumps(list(ev)), b.origin)
                  for b, ev in blocks])
             self._save_history(history)
 
@@ -206,7 +210,8 @@ class State:
         self._db.executemany(
             "INSERT INTO offenders VALUES (?, ?, ?) ON CONFLICT(target) DO UPDATE "
             "SET blocks = excluded.blocks, lifetime = excluded.lifetime",
-            [(target, h.blocks, h.lifetime) for target, h in history.items()])
+            [(target, _integer(h.blocks), _integer(h.lifetime))
+             for target, h in history.items()])
 
     def close(self) -> None:
         self._db.close()
@@ -237,6 +242,15 @@ class Transaction:
             pass  # nothing to roll back: the failure was BEGIN or COMMIT itself
         if isinstance(exc, sqlite3.Error):
             raise StateError(f"state file {self.path}: cannot write: {exc}") from None
+
+
+def _integer(value: int) -> int:
+    """A count as SQLite stores it: at most its largest integer (2**63 - 1).
+
+    A count that large is absurd, but one that overflows makes the whole
+    transaction fail, every later one with it (the writes that wait are
+    written together)."""
+    return min(value, INTEGER_MAX)
 
 
 def _create_private(path: Path) -> None:

@@ -124,3 +124,17 @@ def test_a_restore_skips_logs_and_counts_rows_it_cannot_restore(
         assert f"block row {target!r} not restored" in logged
     assert "beyond the longest block" in logged and "never blocked" in logged
     assert again.count() == 2 + len(bad) + 1  # left in the file for the admin
+
+
+def test_counts_past_sqlites_integers_are_stored_at_its_limit(tmp_path: Path) -> None:
+    """A block with an absurd count (a fleet peer's lifetime of 2**63 - 1, raised
+    by one more attack) is still written: an overflow would fail the write and
+    every later one that waits with it."""
+    huge = Block("192.0.2.1", 100.0, 220.0, "score", 2**70, (), 2**64, 2**63)
+    state = State(tmp_path / "state.db")
+    state.record([(huge, [])], {"192.0.2.1": History(2**64, 2**63)})
+    state.close()
+    active, history, _ = State(tmp_path / "state.db").load(now=150.0)
+    limit = 2**63 - 1
+    assert [(b.score, b.nth, b.lifetime) for b in active] == [(limit, limit, limit)]
+    assert history == {"192.0.2.1": History(limit, limit)}
