@@ -10,6 +10,11 @@ Rules of this file:
   included, are shortened to it) and no more frequent than `rate`: a
   compromised database or API cannot cut a host off from its users.
 * Revocations only lift blocks; they always pass.
+* The numbers a remote part writes are bounded too (a peer's database may
+  hold any bigint, any timestamp): its count of blocks at MAX_NTH, its score
+  and lifetime danger at MAX_DANGER (the highest blacklist a configuration
+  may name), its start no later than now and no earlier than the longest
+  block allows.
 """
 
 from __future__ import annotations
@@ -20,7 +25,12 @@ from dataclasses import dataclass, replace
 
 from .address import unblockable
 from .blocker import Aggregation, Network, normal_target
+from .durations import MAX_DURATION
 from .remote import RemoteDecision
+
+
+MAX_NTH = 1000           # escalation stops doubling after 64 blocks anyway
+MAX_DANGER = 10**9       # the highest blacklist threshold (config.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +99,7 @@ class Gate:
             self.counters.too_wide += 1
             return Admission(None, f"{target} is wider than /{widest}, the widest block "
                                    "this host makes itself")
-        if decision.until <= now:
+        if not decision.until > now:  # NaN too: no end is no block
             self.counters.expired += 1
             return Admission(None, f"{target}: the block is already over")
         if not self._take(now):
@@ -100,7 +110,11 @@ class Gate:
         if until < decision.until:
             self.counters.shortened += 1
         self.counters.admitted += 1
-        return Admission(replace(decision, target=target, until=until))
+        since = decision.since if now - MAX_DURATION <= decision.since <= now else now
+        return Admission(replace(decision, target=target, until=until, since=since,
+                                 nth=min(max(decision.nth, 1), MAX_NTH),
+                                 score=min(max(decision.score, 0), MAX_DANGER),
+                                 lifetime=min(max(decision.lifetime, 0), MAX_DANGER)))
 
     def _take(self, now: float) -> bool:
         """A token bucket: `rate` a second, holding at most a minute's worth."""

@@ -112,3 +112,20 @@ def test_the_null_remote_delivers_nothing() -> None:
     asyncio.run(session())
     assert delivered == [] and remote.status() == {}
 
+
+
+def test_a_peers_absurd_numbers_are_bounded() -> None:
+    """A database may hold any bigint and any timestamp: what this host takes
+    is bounded (a lifetime of 2**63 - 1 overflowed the state file one attack later)."""
+    g = gate()
+    wild = RemoteDecision("198.51.100.7", float("-inf"), NOW + 600, "fleet:mx2", score=-5,
+                          nth=2**31 - 1, lifetime=2**63 - 1)
+    admitted = g.admit(wild, NOW).decision
+    assert admitted is not None
+    assert (admitted.since, admitted.nth, admitted.score, admitted.lifetime) == (
+        NOW, 1000, 0, 10**9)
+    future = g.admit(RemoteDecision("198.51.100.8", NOW + 86400, NOW + 600, "fleet:mx2",
+                                    nth=0), NOW).decision
+    assert future is not None and (future.since, future.nth) == (NOW, 1)
+    assert g.admit(RemoteDecision("198.51.100.9", NOW, float("nan"), "fleet:mx2"),
+                   NOW).decision is None
