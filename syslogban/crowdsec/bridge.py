@@ -146,15 +146,15 @@ class CrowdSecBridge(Remote):
             try:
                 await self._round(push_only=self._stopping)
             except Exception as exc:  # noqa: BLE001 - the bridge must never stop the daemon
-                self.counters.errors += 1
-                log.error("CrowdSec bridge: %s", exc)
+                self._failed(exc)  # an answer nothing expected, a bug: retried like an outage
             if self._stopping:
                 return
-            delay = self._next_poll - self.clock() if self.settings.pulls else math.inf
-            if self._failures:
-                delay = min(delay, self._retry_at - self.clock())
+            # Failing, nothing happens before the retry (a poll due long ago included).
+            due = self._retry_at if self._failures else (
+                self._next_poll if self.settings.pulls else math.inf)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(min(delay, 3600.0), 0.0))
+                await asyncio.wait_for(self._wake.wait(),
+                                       max(min(due - self.clock(), 3600.0), 0.0))
             self._wake.clear()
 
     async def _round(self, push_only: bool) -> None:
@@ -179,13 +179,15 @@ class CrowdSecBridge(Remote):
         if self.store is not None:
             self._waiting = len(await asyncio.to_thread(self.store.operations))
 
-    def _failed(self, exc: LapiError) -> None:
+    def _failed(self, exc: Exception) -> None:
         self.counters.errors += 1
         self._synced = False  # a stream answer may have been lost: start over with all
-        if str(exc) != self._last_error:
+        error = str(exc) if isinstance(exc, LapiError) else \
+            f"CrowdSec bridge: {type(exc).__name__}: {exc}"
+        if error != self._last_error:
             log.error("%s; %d operations wait in the outbox, local blocking goes on",
-                      exc, self._waiting)
-        self._last_error = str(exc)
+                      error, self._waiting)
+        self._last_error = error
         self._retry_at = self.clock() + RETRY_AFTER[min(self._failures, len(RETRY_AFTER) - 1)]
         self._failures += 1
 

@@ -159,7 +159,7 @@ class Lapi:
                             f"{_message(raw)}", rejected=400 <= response.status < 500)
         try:
             return json.loads(raw) if raw.strip() else None
-        except ValueError:
+        except (ValueError, RecursionError):  # nested deeper than the parser's stack
             raise LapiError(f"{where}: the answer to /{route} is not JSON") from None
 
 
