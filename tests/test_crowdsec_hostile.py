@@ -1,5 +1,5 @@
-"""A hostile or broken CrowdSec LAPI: JSON nested past the parser's stack, a
-LAPI that is down. The bridge must stay bounded in
+"""A hostile or broken CrowdSec LAPI: answers that never end, JSON nested past
+the parser's stack, a LAPI that is down. The bridge must stay bounded in
 time, requests and CPU, and the daemon's stop must not wait for it.
 
 The peer is a small HTTP server of the test's own: what it sends is exactly
@@ -29,12 +29,28 @@ class _Hostile(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
         type(self).hits += 1
-        if self.mode == "nested":
-            body = b"[" * 200_000
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+        try:
+            if self.mode == "nested":
+                body = b"[" * 200_000
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            elif self.mode == "drip-headers":  # a header line a second, for ever
+                self.wfile.write(b"HTTP/1.0 200 OK\r\n")
+                while True:
+                    self.wfile.write(b"X-Slow: yes\r\n")
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            elif self.mode == "drip-body":  # a byte of the answer a second, for ever
+                self.send_response(200)
+                self.end_headers()
+                while True:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.5)
+        except OSError:
+            pass  # the client gave up: that is the point
 
     def log_message(self, *args: object) -> None:
         pass
@@ -59,6 +75,16 @@ def test_json_nested_past_the_recursion_limit_is_no_answer(
         hostile: tuple[str, type[_Hostile]]) -> None:
     with pytest.raises(LapiError, match="is not JSON"):
         Lapi(hostile[0], bouncer_key="k").stream(startup=True)
+
+
+@pytest.mark.parametrize("hostile", ["drip-headers", "drip-body"], indirect=True)
+def test_an_answer_that_never_ends_is_given_up_at_the_deadline(
+        hostile: tuple[str, type[_Hostile]]) -> None:
+    """A byte every half second never trips the socket's 10 s timeout."""
+    started = time.monotonic()
+    with pytest.raises(LapiError, match="no whole answer to GET /v1/decisions/stream in time"):
+        Lapi(hostile[0], bouncer_key="k", deadline=1.0).stream(startup=True)
+    assert time.monotonic() - started < 3.0
 
 
 def _bridge(url: str) -> CrowdSecBridge:
@@ -103,3 +129,20 @@ def test_a_lapi_that_is_down_costs_no_cpu() -> None:
             return cpu
 
         assert asyncio.run(scenario()) < 0.5
+
+
+@pytest.mark.parametrize("hostile", ["drip-body"], indirect=True)
+def test_stopping_does_not_wait_for_an_answer_that_never_ends(
+        hostile: tuple[str, type[_Hostile]]) -> None:
+    """Before: asyncio.run waited for the worker's thread, for ever (the daemon
+    never exited)."""
+    async def scenario() -> None:
+        bridge = _bridge(hostile[0])
+        await bridge.start(lambda decisions, complete: None)
+        await asyncio.sleep(0.5)
+        await bridge.stop()
+
+    run = threading.Thread(target=asyncio.run, args=(scenario(),), daemon=True)
+    run.start()
+    run.join(timeout=6.0)  # STOP_BUDGET is 3 s
+    assert not run.is_alive()

@@ -132,6 +132,7 @@ class CrowdSecBridge(Remote):
         try:
             await asyncio.wait_for(asyncio.shield(self._task), STOP_BUDGET)
         except TimeoutError:  # a LAPI that does not answer: what waits stays queued
+            self.lapi.abort()  # the worker's thread ends now, not at the call's deadline
             self._task.cancel()
             log.warning("CrowdSec: %d operations stay in the outbox for the next start",
                         self._waiting)

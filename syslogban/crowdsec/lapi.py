@@ -8,6 +8,11 @@ Rules of this file:
   no HTTP library. No proxy from the environment is used.
 * https verifies the certificate and the host name against the system's
   trust store (SSL_CERT_FILE / SSL_CERT_DIR choose another), always.
+* A call ends within `deadline` whatever the LAPI does: a server that
+  answers a byte every few seconds never trips the socket's timeout, so a
+  timer cuts the connection (the bridge's worker, and the daemon's exit,
+  would wait for it forever). Its answer is bounded (MAX_ANSWER), and so is
+  the nesting of its JSON (deeper than the parser's stack is no answer).
 * The bouncer key and the machine's password and token go in headers and
   bodies only, never in a URL or a message.
 
@@ -20,9 +25,12 @@ refused), POST /v1/alerts, GET /v1/alerts/{id}, DELETE /v1/decisions/{id}
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import socket
 import ssl
+import threading
 import time
 from datetime import datetime
 from typing import Any
@@ -31,7 +39,8 @@ from urllib.parse import urlencode, urlsplit
 from .. import __version__
 from ..errors import SyslogbanError
 
-TIMEOUT = 10.0
+TIMEOUT = 10.0          # seconds the LAPI may stay silent
+DEADLINE = 60.0         # seconds a whole call may take
 MAX_ANSWER = 256 << 20  # bytes: a startup stream with the community lists is a few MB
 RENEW_BEFORE = 60.0     # seconds before the token's end
 
@@ -46,7 +55,8 @@ class LapiError(SyslogbanError):
 
 class Lapi:
     def __init__(self, url: str, bouncer_key: str = "", machine_id: str = "",
-                 machine_password: str = "", timeout: float = TIMEOUT) -> None:
+                 machine_password: str = "", timeout: float = TIMEOUT,
+                 deadline: float = DEADLINE) -> None:
         parts = urlsplit(url)
         self.url = url
         self.https = parts.scheme == "https"
@@ -57,9 +67,17 @@ class Lapi:
         self.machine_id = machine_id
         self.machine_password = machine_password
         self.timeout = timeout
+        self.deadline = deadline
         self._context = ssl.create_default_context() if self.https else None
         self._token = ""
         self._token_end = 0.0
+        self._current: _Deadline | None = None  # the call in progress
+
+    def abort(self) -> None:
+        """Ends the call in progress now (from another thread): it raises LapiError."""
+        current = self._current
+        if current is not None:
+            current.cut()
 
     # ------------------------------------------------------------- bouncer
 
@@ -132,7 +150,12 @@ class Lapi:
                                                   context=self._context) if self.https
                       else http.client.HTTPConnection(self.host, self.port,
                                                       timeout=self.timeout))
+        deadline = self._current = _Deadline(self.deadline)
+        late = LapiError(f"{where}: no whole answer to {method} /{route} in time (it may "
+                         f"take {self.deadline:g} s)")
         try:
+            connection.connect()
+            deadline.watch(connection.sock)
             connection.request(method, self.base + path, body=data, headers=headers)
             response = connection.getresponse()
             raw = response.read(MAX_ANSWER + 1)
@@ -140,11 +163,17 @@ class Lapi:
             raise LapiError(f"{where}: its TLS certificate is not trusted: "
                             f"{exc.verify_message}") from None
         except (OSError, http.client.HTTPException) as exc:
+            if deadline.expired:
+                raise late from None
             raise LapiError(f"{where}: cannot {method} /{route}: "
                             f"{exc.strerror or exc if isinstance(exc, OSError) else exc}") \
                 from None
         finally:
+            deadline.cancel()
+            self._current = None
             connection.close()
+        if deadline.expired:  # an answer without a length, read up to the cut
+            raise late
         if len(raw) > MAX_ANSWER:
             raise LapiError(f"{where}: the answer to /{route} is larger than "
                             f"{MAX_ANSWER >> 20} MiB")
@@ -161,6 +190,35 @@ class Lapi:
             return json.loads(raw) if raw.strip() else None
         except (ValueError, RecursionError):  # nested deeper than the parser's stack
             raise LapiError(f"{where}: the answer to /{route} is not JSON") from None
+
+
+class _Deadline:
+    """Cuts a connection still busy after `seconds` (or when told to): shutdown(2)
+    wakes the thread blocked reading it, close(2) would not."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._sock: socket.socket | None = None
+        self._timer = threading.Timer(seconds, self.cut)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket | None) -> None:
+        """The connection's socket (http.client lets go of it once an answer
+        that ends with the connection begins: it is kept here)."""
+        self._sock = sock
+        if self.expired:
+            self.cut()
+
+    def cut(self) -> None:
+        self.expired = True
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # socket.socket's: also under TLS
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 class _TokenRefusedError(Exception):
