@@ -71,6 +71,9 @@ def test_only_bans_of_scope_ip_and_range() -> None:
     entry(1, "example.org"), entry(1, "192.0.2.0/24"), entry(1, "192.0.2.1", "forever"),
     {"id": "1", "value": "192.0.2.1", "duration": "1h", "scope": "Ip", "type": "ban"},
     {"value": "192.0.2.1", "duration": "1h", "scope": "Ip", "type": "ban"}, "192.0.2.1", None,
+    # ids the state file cannot hold (an SQLite INTEGER): the book would know it, the file not
+    entry(10**30, "192.0.2.1"), entry(2**63, "192.0.2.1"), entry(0, "192.0.2.1"),
+    entry(-7, "192.0.2.1"),
 ])
 def test_malformed_entries_are_counted_and_skipped(bad: Any) -> None:
     book = Book()

@@ -235,7 +235,8 @@ class Book:
             return None
         try:
             decision_id = entry["id"]
-            if not isinstance(decision_id, int) or isinstance(decision_id, bool):
+            if not isinstance(decision_id, int) or isinstance(decision_id, bool) \
+                    or not 0 < decision_id < 2**63:  # the LAPI's ids, as the state file keeps them
                 raise ValueError("no id")
             target = normal_target(str(entry["value"]))
             if scope == "Ip" and "/" in target:
