@@ -32,7 +32,7 @@ from typing import NamedTuple
 from .address import never_blocked, normalize_address
 from .correlation import Correlator, Held
 from .record import Record
-from .signatures import ATTEMPT, COUNT, Signature
+from .signatures import ATTEMPT, COUNT, MAX_COUNT, Signature
 
 _DISPATCH_CACHE_LIMIT = 4096  # distinct program tags; attackers may invent tags
 
@@ -156,7 +156,9 @@ class Matcher:
                             late = self._late(held, address, session, record)
                     continue
             # <COUNT> may sit in one alternative ("proxy dest auth failed"): then 1.
-            count = int(m.group("count") or 1) if signature.role == COUNT else 1
+            count = 1
+            if signature.role == COUNT:
+                count = min(int(m.group("count") or 1), MAX_COUNT)
             if signature.sessioned:  # the session id the daemon writes next to the address
                 session = m.group("session") or session
             if session is not None and record.hostname is not None:

@@ -58,6 +58,10 @@ ATTEMPT = "attempt"            # the daemon's report of one failed login, probe 
 CORROBORATES = "corroborates"  # a further report of an attempt another line reports
 COUNT = "count"                # carries how many attempts its session made: <COUNT>
 ROLES = (ATTEMPT, CORROBORATES, COUNT)
+# The most attempts one line of the role "count" reports. A session ends long
+# before (Postfix's smtpd_hard_error_limit, 20 by default, counts each failed
+# AUTH); a line claiming more (a forged `auth=0/999999`) must not weigh more.
+MAX_COUNT = 100
 
 
 class RuleError(SyslogbanError):

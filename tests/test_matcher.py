@@ -94,3 +94,14 @@ def test_dispatch_cache_is_bounded() -> None:
     for n in range(10_000):
         m.candidates(f"tag{n}")
     assert len(m._dispatch) <= 4096
+
+
+def test_a_count_line_reports_at_most_max_count_attempts() -> None:
+    """A forged `auth=0/999999` (any local user can log one) counted 999,999
+    failed logins: one record went from nothing to a permanent blacklist."""
+    from syslogban.signatures import MAX_COUNT, load_rules
+    m = Matcher(s for s in load_rules() if s.id == "postfix.auth-disconnect-stats")
+    line = "disconnect from unknown[203.0.113.5] ehlo=1 auth=0/{} quit=1 commands=1/{}"
+    assert m.match(rec(line.format(3, 5)), NOW).count == 3  # type: ignore[union-attr]
+    attack = m.match(rec(line.format(999999, 999999)), NOW)
+    assert attack is not None and attack.count == MAX_COUNT == 100
