@@ -102,9 +102,7 @@ class Accountant:
         if attack.role == COUNT:
             counted = self._count(attempts, attack, now, ref)
         else:
-            signature = attack.signature  # the commonest refusal first, without a call
-            found = next((a for a in attempts if signature not in a.signatures
-                          and self._joins(a, attack, now)), None)
+            found = self._joinable(attempts, attack, now)
             counted = (self._join(found, attack, now) if found is not None
                        else self._begin(attempts, attack, now, ref))
         if counted.new:
@@ -133,34 +131,50 @@ class Accountant:
                 attempts[:] = [a for a in attempts if a.last >= horizon]
         return attempts
 
-    def _joins(self, attempt: _Attempt, attack: Attack, now: float) -> bool:
-        """Whether the line can report `attempt` (its signature is not in it yet)."""
-        service, serving = attack.service, _serving(attack)
-        if attack.role == ATTEMPT and service in attempt.reported:
-            return False
-        if serving:  # an authentication server's line, for itself or the fronts it serves
-            if attempt.front is None:
-                if attempt.origin != service:
-                    return False
-            elif attempt.front != service and attempt.front not in attack.serves:
-                return False
-        else:
-            if attempt.closed:
-                return False
-            if attempt.front is None:
-                if service not in attempt.fronts:
-                    return False
-            elif attempt.front != service:
-                return False
-        return now - attempt.last <= self._reach(attempt, attack)
+    def _joinable(self, attempts: list[_Attempt], attack: Attack, now: float) -> _Attempt | None:
+        """The oldest open attempt the line can report (its signature not in it yet).
 
-    def _reach(self, attempt: _Attempt, attack: Attack) -> float:
-        """How long after its last line the attempt can still take this line."""
-        if attempt.front != attack.service or attack.session is None:
-            return self.pair  # nothing but time ties them
-        if attempt.session is None:  # a line of one connection, an attempt of none:
-            return -1.0          # another process's (postscreen's PREGREET, not smtpd's AUTH)
-        return self.ttl if attempt.session == attack.session else -1.0
+        One loop over the address's attempts with the line's facts read once:
+        a busy attacker has PER_ADDRESS of them, and each of its lines asks.
+        """
+        signature, service, session = attack.signature, attack.service, attack.session
+        serves = attack.serves
+        serving = bool(serves) and session is None  # see _serving
+        reports = attack.role == ATTEMPT
+        pair, ttl = self.pair, self.ttl
+        for attempt in attempts:
+            if signature in attempt.signatures or (reports and service in attempt.reported):
+                continue
+            front = attempt.front
+            if serving:  # an authentication server's line, for itself or the fronts it serves
+                if front is None:
+                    if attempt.origin != service:
+                        continue
+                elif front != service and front not in serves:
+                    continue
+            else:
+                if attempt.closed:
+                    continue
+                if front is None:
+                    if service not in attempt.fronts:
+                        continue
+                elif front != service:
+                    continue
+            # How long after its last line the attempt can still take this line:
+            # its session's whole life where both name the front's session,
+            # only `pair` seconds where the line names none (nothing but time
+            # ties them), never where only the line names one (a line of one
+            # connection, an attempt of none: another process's, postscreen's
+            # PREGREET, not smtpd's AUTH).
+            if front != service or session is None:
+                reach = pair
+            elif attempt.session is None:
+                reach = -1.0
+            else:
+                reach = ttl if attempt.session == session else -1.0
+            if now - attempt.last <= reach:
+                return attempt
+        return None
 
     def _join(self, attempt: _Attempt, attack: Attack, now: float) -> Counted:
         attempt.signatures.append(attack.signature)

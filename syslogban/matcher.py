@@ -59,7 +59,7 @@ class Attack(NamedTuple):
 
 class Matcher:
     __slots__ = ("signatures", "correlator", "invalid_addresses", "_dispatch", "_bits",
-                 "_any_prefilter", "_by_id")
+                 "_any_prefilter", "_by_id", "_by_mask")
 
     def __init__(self, signatures: Iterable[Signature],
                  correlator: Correlator | None = None) -> None:
@@ -67,6 +67,7 @@ class Matcher:
         self.correlator = correlator if correlator is not None else Correlator()
         self.invalid_addresses = 0
         self._dispatch: dict[str | None, tuple[tuple[Signature, int], ...]] = {}
+        self._by_mask: dict[tuple[str | None, int], tuple[tuple[Signature, int], ...]] = {}
         # A signature's bit: 1 << the index of its prefilter in prefilters(),
         # as the scanner reports which prefilters a line holds.
         index = {p: i for i, p in enumerate(self.prefilters())}
@@ -108,6 +109,17 @@ class Matcher:
                 self._dispatch[program] = found
         return found
 
+    def _masked(self, program: str | None, mask: int) -> tuple[tuple[Signature, int], ...]:
+        """The candidates for `program` whose prefilter is in `mask` (cached: lines
+        hold few prefilters, so there are few combinations)."""
+        key = (program, mask)
+        found = self._by_mask.get(key)
+        if found is None:
+            found = tuple(c for c in self._candidates(program) if mask & c[1])
+            if len(self._by_mask) < _DISPATCH_CACHE_LIMIT:
+                self._by_mask[key] = found
+        return found
+
     def match(self, record: Record, now: float, mask: int = -1) -> Attack | None:
         """The attack in `record`; `now` ages the session bindings.
 
@@ -117,19 +129,18 @@ class Matcher:
         message = record.message
         lowered = None
         late: Attack | None = None
-        for signature, bit in self._candidates(record.program):
+        for signature, _ in (self._candidates(record.program) if mask == -1
+                             else self._masked(record.program, mask)):
             if late is not None and not signature.binds:
                 break  # binding signatures come first: the rest could only report this record
-            if mask != -1:
-                if not mask & bit:
+            if mask == -1:
+                if signature.caseless:
+                    if lowered is None:
+                        lowered = message.lower()
+                    if signature.literal not in lowered:
+                        continue
+                elif signature.literal not in message:
                     continue
-            elif signature.caseless:
-                if lowered is None:
-                    lowered = message.lower()
-                if signature.literal not in lowered:
-                    continue
-            elif signature.literal not in message:
-                continue
             m = signature.regex.match(message)
             if m is None:
                 continue
@@ -144,8 +155,8 @@ class Matcher:
                     self.correlator.hold(key, signature.id, now)  # a later record may name it
                     continue
             else:
-                address = normalize_address(m.group("addr"))
-                if address is None or never_blocked(address):
+                address = _blockable(m.group("addr"))
+                if address is None:
                     self.invalid_addresses += 1
                     continue
                 if signature.binds:
@@ -163,8 +174,8 @@ class Matcher:
                 session = m.group("session") or session
             if session is not None and record.hostname is not None:
                 session = f"{record.hostname}/{session}"  # ids of different hosts never meet
-            return Attack(address, signature.id, signature.service, signature.danger,
-                          signature.role, session, count, signature.serves)
+            return _new(Attack, (address, signature.id, signature.service, signature.danger,
+                                 signature.role, session, count, signature.serves))
         return late
 
     def _late(self, held: Held, address: str, session: str, record: Record) -> Attack:
@@ -176,6 +187,28 @@ class Matcher:
         role, count = (signature.role, 1) if held.count == 1 else (COUNT, held.count)
         return Attack(address, signature.id, signature.service, signature.danger,
                       role, session, count, signature.serves)
+
+
+_new = tuple.__new__  # _new(Attack, fields): Attack(*fields) without its keyword handling
+_BLOCKABLE: dict[str, str | None] = {}  # address text -> its normal spelling, None: never
+
+
+def _blockable(text: str) -> str | None:
+    """The normal spelling of the address in `text`, None when it is not one or is
+    never blocked. Cached: a log names the same attackers again and again."""
+    found = _BLOCKABLE.get(text, _UNSEEN)
+    if found is _UNSEEN:
+        found = normalize_address(text)
+        if found is not None and never_blocked(found):
+            found = None
+        if len(_BLOCKABLE) >= _ADDRESS_CACHE_LIMIT:
+            _BLOCKABLE.clear()
+        _BLOCKABLE[text] = found
+    return found  # type: ignore[return-value]
+
+
+_UNSEEN = object()
+_ADDRESS_CACHE_LIMIT = 4096
 
 
 def _session(signature: Signature, m: re.Match[str], record: Record) -> str | None:

@@ -61,6 +61,7 @@ class Detection(NamedTuple):
     counted: Counted  # the attempt it reports, and what it adds
 
 
+_new = tuple.__new__  # _new(Detection, fields): without its keyword handling
 _ALL_BUT_NEWLINE = bytes(b for b in range(256) if b != 0x0A)
 
 
@@ -92,22 +93,18 @@ class Pipeline:
 
     def feed(self, chunk: bytes, now: float) -> list[Detection]:
         """Detections in `chunk`: whole records, each ending in a newline."""
-        counters = self.counters
         found: list[Detection] = []
-        spans = self.scanner.lines(chunk)
-        if spans is None:
-            lines = chunk.split(b"\n")[:-1]
-            for line in lines:
-                counters.lines += 1
-                self._one(line, self.lines_before + counters.lines, now, found, ALL)
-            return found
+        one = self._one
+        count = chunk.count
+        first = self.lines_before
+        lines = self.counters.lines
         # Line numbers are counted only up to each candidate: one pass in all.
         pos = 0
-        for start, end, mask in spans:
-            counters.lines += newlines(chunk[pos:start]) + 1
+        for start, end, mask in self.scanner.lines(chunk):
+            lines += count(b"\n", pos, start) + 1
             pos = end + 1
-            self._one(chunk[start:end], self.lines_before + counters.lines, now, found, mask)
-        counters.lines += newlines(chunk[pos:])
+            one(chunk[start:end], first + lines, now, found, mask)
+        self.counters.lines = lines + count(b"\n", pos)
         return found
 
     def feed_record(self, data: bytes, now: float) -> Detection | None:
@@ -120,7 +117,7 @@ class Pipeline:
     def _one(self, line: bytes, lineno: int, now: float, found: list[Detection],
              mask: int) -> None:
         try:
-            record = self.parser.parse(line, now)
+            record = self.parser.parse(line, now, mask != ALL)  # not ALL: the scanner's clean
         except Malformed as exc:
             self.counters.rejected[exc.reason] += 1
             return
@@ -149,4 +146,4 @@ class Pipeline:
             else:
                 counted = self.accountant.observe(attack, when, lineno)
             self._last = (record, counted)
-            found.append(Detection(lineno, attack, record, counted))
+            found.append(_new(Detection, (lineno, attack, record, counted)))

@@ -182,6 +182,10 @@ class Record(NamedTuple):
     severity: int | None = None
 
 
+_new = tuple.__new__  # _new(Record, fields): Record(*fields) without its keyword handling
+_UNSEEN = object()
+
+
 class RecordParser:
     """Parses records; holds its limits and a timestamp cache.
 
@@ -190,7 +194,7 @@ class RecordParser:
     depends on `now`, so results never depend on the records parsed before.
     """
 
-    __slots__ = ("max_size", "tz", "timestamps", "_cache", "_year", "_year_minute")
+    __slots__ = ("max_size", "tz", "timestamps", "_cache", "_year", "_year_minute", "_stamps")
 
     def __init__(self, max_size: int = DEFAULT_MAX_SIZE, tz: tzinfo | None = None,
                  timestamps: bool = True) -> None:
@@ -203,30 +207,43 @@ class RecordParser:
         self._cache: dict[tuple[int, int, int, tzinfo | None], tuple[float, bool] | None] = {}
         self._year = 0
         self._year_minute = -1  # zone offsets are whole minutes: years change on one
+        # RFC 3164 stamp text -> seconds, for the current minute of `now` only.
+        self._stamps: dict[str, float] = {}
 
-    def parse(self, data: bytes, now: float) -> Record:
-        if data.endswith(b"\n"):
-            data = data[:-1]
-        if data.endswith(b"\r"):
-            data = data[:-1]
-        if len(data) > self.max_size:
-            raise Malformed("too-long")
-        if b"\0" in data:
-            raise Malformed("nul-byte")
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise Malformed("invalid-utf8") from None
-        if not text.isprintable() and _CONTROL.search(text):  # isprintable: fast path
-            raise Malformed("control-char")
-        if not text.strip(" \t"):
-            raise Malformed("empty")
-        minute = int(now // 60)
-        if minute != self._year_minute:
-            self._year_minute = minute
-            self._year = datetime.fromtimestamp(now, self.tz).year
-        if len(self._cache) > 4096:
-            self._cache.clear()
+    def parse(self, data: bytes, now: float, clean: bool = False) -> Record:
+        """The record in `data`; Malformed when it must be rejected.
+
+        `clean`: the caller checked the bytes already (the scanner passes a
+        line as clean when it is printable ASCII, not blank, within the size
+        limit and holds no CR): only the header is left to read.
+        """
+        if clean:
+            text = data.decode("ascii")
+        else:
+            if data.endswith(b"\n"):
+                data = data[:-1]
+            if data.endswith(b"\r"):
+                data = data[:-1]
+            if len(data) > self.max_size:
+                raise Malformed("too-long")
+            if b"\0" in data:
+                raise Malformed("nul-byte")
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise Malformed("invalid-utf8") from None
+            if not text.isprintable() and _CONTROL.search(text):  # isprintable: fast path
+                raise Malformed("control-char")
+            if not text.strip(" \t"):
+                raise Malformed("empty")
+        if self.timestamps:
+            minute = int(now // 60)
+            if minute != self._year_minute:
+                self._year_minute = minute
+                self._year = datetime.fromtimestamp(now, self.tz).year
+                self._stamps.clear()
+            if len(self._cache) > 4096:
+                self._cache.clear()
         first = text[0]
         # A stamp before socklog's prefix ends at 25 (TAI64N, svlogd) or 29
         # (tai64nlocal): a cheap test that spares other dated lines the regex.
@@ -251,13 +268,36 @@ class RecordParser:
                               None, self._timestamp(exim, now))
         m = _COMMON.fullmatch(text)
         if m is not None:
-            pri = m.group("pri")
+            pri, msg, prog, pid, host = m.group("pri", "msg", "prog", "pid", "host")
             if pri is None:
-                return _tagged(m, self._timestamp(m, now), None, None)
-            value = int(pri)
-            if value < 192:
-                return _tagged(m, self._timestamp(m, now), value >> 3, value & 7)
+                facility = severity = None
+            elif (value := int(pri)) < 192:
+                facility, severity = value >> 3, value & 7
+            else:
+                return self._header(text, now)
+            # The commonest form of all: the groups read directly, the tuple
+            # built without Record's keyword handling.
+            return _new(Record, (msg, prog, None if pid is None else int(pid), host,
+                            self._common_timestamp(m, now) if self.timestamps else None,
+                            facility, severity))
         return self._header(text, now)
+
+    def _common_timestamp(self, m: re.Match[str], now: float) -> float | None:
+        """_timestamp for _COMMON's match: RFC 3164 stamps are looked up first
+        (a log repeats each second many times; see _stamps)."""
+        bsd = m.group("bsd")
+        if bsd is None or m.group("frac") is not None:
+            return self._timestamp(m, now)
+        stamp = self._stamps.get(bsd, _UNSEEN)
+        if stamp is _UNSEEN:
+            stamp = self._timestamp(m, now)
+            # Kept only where any `now` of this minute gives the same answer:
+            # _bsd picks the year by the limit now + FUTURE_SLACK.
+            low = self._year_minute * 60 + FUTURE_SLACK
+            if stamp is not None and stamp <= low and stamp + 365 * 86400 > low + 60 \
+                    and len(self._stamps) < 4096:
+                self._stamps[bsd] = stamp
+        return stamp  # type: ignore[return-value]
 
     def _header(self, text: str, now: float) -> Record:
         facility = severity = None

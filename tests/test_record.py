@@ -714,3 +714,29 @@ def test_busybox_socklog_and_freebsd_headers_round_trip(facility, level, host, n
     assert socklog == Record(text, program, pid, None, STAMP, *codes)
     freebsd = parse(f"Nov 21 10:00:27 <{facility}.{level}> {host} {tag}: {message}")
     assert freebsd == Record(text, program, pid, host, STAMP, *codes)
+
+
+# ------------------------------------------------------ lines the scanner vouched for
+
+@PROPERTY
+@given(data=st.data(), tz=st.sampled_from([UTC, BERLIN]),
+       now=st.one_of(st.just(NOW), st.floats(0, 2**33, allow_nan=False)))
+def test_a_clean_line_parses_as_it_would_unchecked(data, tz, now: float) -> None:
+    """parse(clean=True) skips the byte checks the scanner did: same record."""
+    line = data.draw(printable_lines(8192)).encode()  # not blank, within the limit
+    assert RecordParser(8192, tz).parse(line, now, clean=True) == \
+        RecordParser(8192, tz).parse(line, now)
+
+
+def test_rfc3164_stamps_looked_up_agree_with_a_fresh_parser() -> None:
+    """A stamp is kept for its minute only where every `now` of it gives the same
+    year: near the future slack and late in December it is computed each time."""
+    used = RecordParser(8192, UTC)
+    minute = at(2026, 11, 21, 9, 59)
+    lines = [b"Nov 21 10:59:30 mx a: x", b"Nov 21 11:00:00 mx a: x",
+             b"Nov 21 10:58:59 mx a: x", b"Dec 31 23:59:59 mx a: x", b"Nov 21 09:00:00 mx a: x"]
+    for second in range(0, 60, 7):
+        for line in lines:
+            now = minute + second
+            assert used.parse(line, now).timestamp == \
+                RecordParser(8192, UTC).parse(line, now).timestamp, (line, second)

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import (
-    NON_ASCII_WORDS, NOW, PROPERTY, SIGNATURES, UTC, line_spans, lines_of, mixed_lines,
-    requires_hyperscan, signature_scanner)
+    ENGINES, NON_ASCII_WORDS, NOW, PROPERTY, SIGNATURES, UTC, line_spans, lines_of,
+    mixed_lines, requires_hyperscan, signature_scanner)
 from syslogban import scanner as scanner_module
 from syslogban.matcher import Matcher
 from syslogban.record import RecordParser
@@ -29,17 +29,16 @@ ODD_BYTES = CONTROL_BYTES + bytes(range(0x80, 0x100))
 LONG = 1024  # the scanner's long-line threshold with the default size limit
 
 
-def spans_of(scanner: Scanner, chunk: bytes) -> list[tuple[int, int]] | None:
+def spans_of(scanner: Scanner, chunk: bytes) -> list[tuple[int, int]]:
     """The (start, end) of the scanner's candidate lines, without their masks."""
-    found = scanner.lines(chunk)
-    return None if found is None else [(start, end) for start, end, _ in found]
+    return [(start, end) for start, end, _ in scanner.lines(chunk)]
 
 
-def scan(lines: list[bytes], prefilters=PREFILTERS, max_size: int = 8192) -> list[bytes]:
-    """The lines the hyperscan engine picks out of a chunk made of `lines`."""
+def scan(engine: str, lines: list[bytes], prefilters=PREFILTERS,
+         max_size: int = 8192) -> list[bytes]:
+    """The lines the engine picks out of a chunk made of `lines`."""
     chunk = b"".join(line + b"\n" for line in lines)
-    spans = spans_of(Scanner(prefilters, max_size, "hyperscan"), chunk)
-    assert spans is not None
+    spans = spans_of(Scanner(prefilters, max_size, engine), chunk)
     assert all(chunk[end:end + 1] == b"\n" for _, end in spans)
     return [chunk[start:end] for start, end in spans]
 
@@ -56,11 +55,13 @@ def is_candidate(line: bytes, prefilters, long: int) -> bool:
 
 # ------------------------------------------------------------------ engines
 
-def test_plain_engine_sends_every_line_to_the_parser() -> None:
+def test_plain_engine_needs_no_hyperscan(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scanner_module, "hyperscan", None)
     scanner = Scanner(PREFILTERS, 8192, "plain")
     assert scanner.engine == "plain"
-    for chunk in (b"", b"x\n", b"Invalid user a from 1.2.3.4\n\x01\n\xff\n"):
-        assert spans_of(scanner, chunk) is None
+    assert spans_of(scanner, b"") == []
+    assert spans_of(scanner, b"x\nInvalid user a from 1.2.3.4\n\x01\n\xff\n") == [
+        (2, 29), (30, 31), (32, 33)]
 
 
 def test_auto_engine_prefers_hyperscan() -> None:
@@ -81,131 +82,131 @@ def test_hyperscan_engine_without_the_module(monkeypatch: pytest.MonkeyPatch) ->
     assert Scanner(PREFILTERS, 8192, "auto").engine == "plain"
 
 
-# --------------------------------------------------------- hyperscan engine
+# ------------------------------------------------------- both engines alike
 
-@requires_hyperscan
-def test_spans_are_exactly_the_matching_lines() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_spans_are_exactly_the_matching_lines(engine: str) -> None:
     chunk = (b"Nov 21 10:00:27 mx sshd[1]: Accepted publickey\n"
              b"Nov 21 10:00:27 mx sshd[1]: Invalid user a from 192.0.2.1 port 22\n"
              b"benign\n"
              b"Invalid user at the start\n"
              b"ends with Invalid user \n")
-    spans = spans_of(Scanner(PREFILTERS, 8192, "hyperscan"), chunk)
+    spans = spans_of(Scanner(PREFILTERS, 8192, engine), chunk)
     assert spans == [line_spans(chunk)[i] for i in (1, 3, 4)]
 
 
-@requires_hyperscan
-def test_first_and_last_line_and_several_hits_per_line() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_first_and_last_line_and_several_hits_per_line(engine: str) -> None:
     lines = [b"Invalid user Invalid user auth failed \x01", b"x", b"y auth failed"]
-    assert scan(lines) == [lines[0], lines[2]]
+    assert scan(engine, lines) == [lines[0], lines[2]]
 
 
-@requires_hyperscan
-def test_case_sensitive_prefilter() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_case_sensitive_prefilter(engine: str) -> None:
     lines = [b"invalid user a", b"INVALID USER a", b"Invalid User a", b"Invalid user a"]
-    assert scan(lines) == [b"Invalid user a"]
+    assert scan(engine, lines) == [b"Invalid user a"]
 
 
-@requires_hyperscan
-def test_caseless_prefilter() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_caseless_prefilter(engine: str) -> None:
     lines = [b"auth failed", b"AUTH FAILED", b"Auth Failed", b"auth  failed", b"authfailed"]
-    assert scan(lines) == lines[:3]
+    assert scan(engine, lines) == lines[:3]
 
 
-@requires_hyperscan
-def test_text_split_across_lines_is_not_a_hit() -> None:
-    assert scan([b"text Invalid", b"user text"]) == []
+@pytest.mark.parametrize("engine", ENGINES)
+def test_text_split_across_lines_is_not_a_hit(engine: str) -> None:
+    assert scan(engine, [b"text Invalid", b"user text"]) == []
 
 
-@requires_hyperscan
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("byte", list(CONTROL_BYTES), ids=lambda b: f"0x{b:02x}")
-def test_control_characters_are_candidates(byte: int) -> None:
+def test_control_characters_are_candidates(engine: str, byte: int) -> None:
     line = b"benign " + bytes([byte]) + b" text"
-    assert scan([b"a", line, b"b"]) == [line]
+    assert scan(engine, [b"a", line, b"b"]) == [line]
 
 
-@requires_hyperscan
-def test_tab_and_printable_ascii_are_not_candidates() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_tab_and_printable_ascii_are_not_candidates(engine: str) -> None:
     printable = bytes(range(0x20, 0x7F))
-    assert scan([b"a\tb", b"\tindented", printable, b"trailing tab\t"]) == []
+    assert scan(engine, [b"a\tb", b"\tindented", printable, b"trailing tab\t"]) == []
 
 
-@requires_hyperscan
-def test_blank_lines_are_candidates() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_blank_lines_are_candidates(engine: str) -> None:
     lines = [b"a", b"", b" ", b"\t", b" \t \t", b"b", b" x "]
-    assert scan(lines) == [b"", b" ", b"\t", b" \t \t"]
+    assert scan(engine, lines) == [b"", b" ", b"\t", b" \t \t"]
 
 
-@requires_hyperscan
-def test_blank_first_and_consecutive_lines() -> None:
-    assert scan([b"", b"", b"a", b"", b""]) == [b"", b"", b"", b""]
+@pytest.mark.parametrize("engine", ENGINES)
+def test_blank_first_and_consecutive_lines(engine: str) -> None:
+    assert scan(engine, [b"", b"", b"a", b"", b""]) == [b"", b"", b"", b""]
 
 
-@requires_hyperscan
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("max_size, long", [(8192, LONG), (100, 100), (LONG, LONG)])
-def test_long_lines_are_candidates(max_size: int, long: int) -> None:
+def test_long_lines_are_candidates(engine: str, max_size: int, long: int) -> None:
     at_threshold, beyond = b"x" * long, b"y" * (long + 1)
     far_beyond = b"z" * (3 * max_size)
     lines = [b"a", at_threshold, beyond, b"b", far_beyond, b"c" * (long - 1)]
-    assert scan(lines, max_size=max_size) == [beyond, far_beyond]
+    assert scan(engine, lines, max_size=max_size) == [beyond, far_beyond]
 
 
-@requires_hyperscan
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("byte", [0x80, 0x9F, 0xA0, 0xC3, 0xE6, 0xF0, 0xFF],
                          ids=lambda b: f"0x{b:02x}")
-def test_bytes_beyond_ascii_are_candidates(byte: int) -> None:
+def test_bytes_beyond_ascii_are_candidates(engine: str, byte: int) -> None:
     line = b"benign " + bytes([byte]) + b" text"
-    assert scan([b"a", line, b"b"]) == [line]
+    assert scan(engine, [b"a", line, b"b"]) == [line]
 
 
-@requires_hyperscan
-def test_non_utf8_and_non_ascii_lines_go_to_the_parser() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_non_utf8_and_non_ascii_lines_go_to_the_parser(engine: str) -> None:
     lines = [b"benign", b"user j\xf6rg", b"benign", b"\xed\xa0\x80",
              *(word.encode() for word in NON_ASCII_WORDS), b"benign again"]
-    assert scan(lines) == [line for line in lines if not line.isascii()]
+    assert scan(engine, lines) == [line for line in lines if not line.isascii()]
 
 
-@requires_hyperscan
-def test_state_does_not_leak_between_chunks() -> None:
-    scanner = Scanner(PREFILTERS, 8192, "hyperscan")
+@pytest.mark.parametrize("engine", ENGINES)
+def test_state_does_not_leak_between_chunks(engine: str) -> None:
+    scanner = Scanner(PREFILTERS, 8192, engine)
     assert spans_of(scanner, b"Invalid user \n" + b"x" * 2000 + b"\n") == [(0, 13), (14, 2014)]
     assert spans_of(scanner, b"benign\nbenign\n") == []
     assert spans_of(scanner, b"") == []
 
 
-@requires_hyperscan
-def test_no_prefilters_still_finds_oddities() -> None:
-    assert scan([b"a", b"", b"\x1b"], prefilters=[]) == [b"", b"\x1b"]
+@pytest.mark.parametrize("engine", ENGINES)
+def test_no_prefilters_still_finds_oddities(engine: str) -> None:
+    assert scan(engine, [b"a", b"", b"\x1b"], prefilters=[]) == [b"", b"\x1b"]
 
 
-@requires_hyperscan
-def test_prefilters_are_expressions_matched_within_one_line() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_prefilters_are_expressions_matched_within_one_line(engine: str) -> None:
     lines = [b"disconnect from x ehlo=1 auth=0/1", b"auth=0/1 disconnect from x",
              b"disconnect from x", b"auth=0/1", b"disconnect from auth=0/"]
-    assert scan(lines) == [lines[0], lines[4]]
-    assert scan([b"disconnect from x", b"auth=0/1"]) == []
+    assert scan(engine, lines) == [lines[0], lines[4]]
+    assert scan(engine, [b"disconnect from x", b"auth=0/1"]) == []
 
 
-@requires_hyperscan
-def test_signature_prefilters_are_more_selective_than_their_literal() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_signature_prefilters_are_more_selective_than_their_literal(engine: str) -> None:
     prefilters = Matcher(SIGNATURES).prefilters()
     lines = [b"sshd[1]: Invalid user root from 192.0.2.1 port 22",
              b"sshd[1]: Invalid user root", b"BAD LOGIN from 192.0.2.1",
              b"warning: unknown[192.0.2.1]: SASL PLAIN authentication failed",
              b"SASL PLAIN authentication failed"]
-    assert scan(lines, prefilters) == [lines[0], lines[2], lines[3]]
+    assert scan(engine, lines, prefilters) == [lines[0], lines[2], lines[3]]
 
 
-@requires_hyperscan
+@pytest.mark.parametrize("engine", ENGINES)
 @PROPERTY
 @given(lines=st.lists(mixed_lines(max_size=1200), max_size=25),
        max_size=st.sampled_from([8192, 1200, 300]))
-def test_lines_passed_over_parse_and_match_no_prefilter(lines: list[bytes],
+def test_lines_passed_over_parse_and_match_no_prefilter(engine: str, lines: list[bytes],
                                                         max_size: int) -> None:
     matcher = Matcher(SIGNATURES)
     prefilters = matcher.prefilters()
     chunk = b"".join(line + b"\n" for line in lines)
-    spans = spans_of(signature_scanner("hyperscan", max_size), chunk)
+    spans = spans_of(signature_scanner(engine, max_size), chunk)
     assert spans is not None
     assert spans == sorted(set(spans))
     picked = set(spans)
@@ -236,9 +237,40 @@ def test_compiled_database_is_cached_and_gives_the_same_lines(
     assert Scanner(prefilters, 8192, "hyperscan").lines(chunk) == first.lines(chunk)
 
 
-@requires_hyperscan
-def test_masks_name_the_prefilters_found_in_each_line() -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_masks_name_the_prefilters_found_in_each_line(engine: str) -> None:
     prefilters = [("aaaa", False), ("bbbb", False), ("cccc", True)]
-    scanner = Scanner(prefilters, 8192, "hyperscan")
+    scanner = Scanner(prefilters, 8192, engine)
     chunk = b"aaaa bbbb\nCCCC\nbbbb \xc3\xa9\nnone\n"
     assert scanner.lines(chunk) == [(0, 9, 0b011), (10, 14, 0b100), (15, 22, ALL)]
+
+
+# ------------------------------------------------------ the plain engine's factors
+
+@pytest.mark.parametrize("prefilter, expected", [
+    ("Invalid user ", {"Invalid user "}),
+    (r"disconnect from [^\n]*auth=0/", {"disconnect from "}),
+    (r"lost connection after (?:AUTH|EHLO) from ", {"lost connection after "}),
+    (r"(?:Aborted login|Disconnected)[^\n]*\((?:auth failed, [^\n]* attempts|proxy dest)\)",
+     {"Aborted login", "Disconnected"}),
+    # Python's parser takes the alternatives' common "A" out in front of them
+    (r"(?:AUTHENTICATE [^\n]* failure|Authentication failure) host=",
+     {"UTHENTICATE ", "uthentication failure"}),
+])
+def test_factors_are_the_most_selective_texts(prefilter: str, expected: set[str]) -> None:
+    assert scanner_module.factors(prefilter) == expected
+
+
+def test_a_prefilter_without_text_is_refused() -> None:
+    with pytest.raises(ValueError, match="no literal text"):
+        scanner_module.factors(r"[^\n]*")
+
+
+@PROPERTY
+@given(line=mixed_lines())
+def test_every_line_a_prefilter_matches_holds_one_of_its_factors(line: bytes) -> None:
+    for text, caseless in Matcher(SIGNATURES).prefilters():
+        if re.search(text.encode(), line, re.IGNORECASE if caseless else 0):
+            held = line.lower() if caseless else line
+            assert any((f.lower() if caseless else f).encode() in held
+                       for f in scanner_module.factors(text)), (text, line)
