@@ -75,8 +75,8 @@ class _Attempt:
     session: str | None          # the front's session
     last: float
     danger: int
-    signatures: list[str]
-    reported: list[str]          # services whose line of the role "attempt" it holds
+    signatures: tuple[str, ...]  # tuples: most attempts hold one line, their tuple shared
+    reported: tuple[str, ...]    # services whose line of the role "attempt" it holds
     closed: bool = False
     counted: bool = True         # False while only serving lines reported it
 
@@ -177,10 +177,10 @@ class Accountant:
         return None
 
     def _join(self, attempt: _Attempt, attack: Attack, now: float) -> Counted:
-        attempt.signatures.append(attack.signature)
+        attempt.signatures += (attack.signature,)
         attempt.last = max(attempt.last, now)
         if attack.role == ATTEMPT:
-            attempt.reported.append(attack.service)
+            attempt.reported += (attack.service,)
         serving = _serving(attack)
         if not serving and attempt.front is None:
             attempt.front, attempt.session = attack.service, attack.session
@@ -196,8 +196,8 @@ class Accountant:
         attempts.append(_Attempt(
             ref, attack.service, (attack.service, *attack.serves) if serving else (),
             None if serving else attack.service, None if serving else attack.session,
-            now, attack.danger, [attack.signature],
-            [attack.service] if attack.role == ATTEMPT else [], closed, not serving))
+            now, attack.danger, _one(attack.signature),
+            _one(attack.service) if attack.role == ATTEMPT else (), closed, not serving))
         if len(attempts) > PER_ADDRESS:
             del attempts[0]
         if serving:  # whose attempt it is, its front will tell
@@ -217,7 +217,7 @@ class Accountant:
         points = new = 0
         for attempt in claimed:
             attempt.closed = True
-            attempt.signatures.append(attack.signature)
+            attempt.signatures += (attack.signature,)
             if attempt.front is None:
                 attempt.front, attempt.session = service, session
             if attempt.counted:
@@ -246,6 +246,17 @@ class Accountant:
             return 0
         added, attempt.danger = danger - attempt.danger, danger
         return added
+
+
+_ONES: dict[str, tuple[str]] = {}
+
+
+def _one(name: str) -> tuple[str]:
+    """(name,), one tuple per signature or service name (a million attempts share them)."""
+    found = _ONES.get(name)
+    if found is None:  # names come from the loaded rules: few
+        found = _ONES[name] = (name,)
+    return found
 
 
 def _serving(attack: Attack) -> bool:

@@ -39,6 +39,7 @@ from .address import normalize_address, unblockable
 from .attempts import Counted
 from .durations import MAX_DURATION, PERMANENT
 from .matcher import Attack
+from .window import Window
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The widest prefix an admin may block: as wide as aggregation may go.
@@ -127,6 +128,7 @@ class _AllowList:
     """Membership in a set of networks in O(log n), without ipaddress objects."""
 
     def __init__(self, networks: Iterable[Network]) -> None:
+        self._seen: dict[str, bool] = {}
         self.ranges: dict[int, tuple[list[int], list[int]]] = {}
         for family, version in ((socket.AF_INET, 4), (socket.AF_INET6, 6)):
             spans = sorted((int(n.network_address), int(n.broadcast_address))
@@ -140,6 +142,14 @@ class _AllowList:
             self.ranges[family] = ([s for s, _ in merged], [e for _, e in merged])
 
     def __contains__(self, address: str) -> bool:
+        found = self._seen.get(address)
+        if found is None:  # attackers come back: each is looked up once in a while
+            if len(self._seen) >= 4096:
+                self._seen.clear()
+            found = self._seen[address] = self._holds(address)
+        return found
+
+    def _holds(self, address: str) -> bool:
         family = socket.AF_INET6 if ":" in address else socket.AF_INET
         starts, ends = self.ranges[family]
         if not starts:
@@ -175,8 +185,9 @@ def prefix_of(address: str, ipv4: int, ipv6: int) -> str:
 
 class Blocker:
     # Per scoring key, one flat list [t, points, attempts, group, signature, t, ...]
-    # (a list per event would triple the memory of a million offenders).
-    _STRIDE = 5
+    # (a list per event would triple the memory of a million offenders), kept
+    # by window.py in a table of arrays while it holds one event.
+    _STRIDE = Window.STRIDE
 
     def __init__(self, config: BlockerConfig | None = None) -> None:
         self.config = config or BlockerConfig()
@@ -187,7 +198,7 @@ class Blocker:
         self._groups = [self.config.policy, *dict.fromkeys(self.config.services.values())]
         self._group_of = {service: self._groups.index(policy)
                           for service, policy in self.config.services.items()}
-        self._events: dict[str, list[object]] = {}
+        self._events = Window()  # scoring key -> its events, compact (see window.py)
         self._longest = max(p.window for p in self._groups)  # events older are of no use
         agg = self.config.aggregation
         self._whole_hosts = agg.ipv4 == 32 and agg.ipv6 == 128
@@ -244,15 +255,16 @@ class Blocker:
             return None  # it reports an attempt already scored
         group = self._group_of.get(attack.service, 0)
         policy = self._groups[group]
-        events = self._events.setdefault(key, [])
+        events = self._events.take(key)
         events += (now, points, attempts, group, attack.signature)
         score, signatures = self._score(events, group, policy, now)
         lifetime = self.history[key].lifetime if key in self.history else 0
         if self.config.blacklist is not None and lifetime >= self.config.blacklist:
+            self._events.put(key, events)
             return self._block(target, now, PERMANENT, "blacklist", score, signatures)
         if score < policy.threshold:
+            self._events.put(key, events)
             return None
-        del self._events[key]
         earlier = self.history[target].blocks if target in self.history else 0
         block = self._block(target, now, now + policy.duration(earlier), "score", score,
                             signatures)
@@ -374,7 +386,7 @@ class Blocker:
         history = self._remember(block.target)
         history.blocks = max(history.blocks, block.nth)
         history.lifetime = max(history.lifetime, block.lifetime)
-        self._events.pop(block.target, None)
+        self._events.drop(block.target)
         self._activate(block)
         return block
 
@@ -395,21 +407,16 @@ class Blocker:
     def unblock(self, target: str) -> Block | None:
         """Ends a block now (the expiry heap forgets it lazily)."""
         block = self.active.pop(target, None)
-        self._events.pop(target, None)
+        self._events.drop(target)
         return block
 
     def prune(self, now: float) -> int:
         """Forgets scores that left every window; returns how many addresses."""
-        horizon = now - self._longest
-        stale = [key for key, events in self._events.items()
-                 if not events or events[-self._STRIDE] <= horizon]  # type: ignore[operator]
-        for key in stale:
-            del self._events[key]
-        return len(stale)
+        return self._events.prune(now - self._longest)
 
     def attempts(self, key: str, now: float) -> dict[str, int]:
         """Attempts per service of an address (or scored prefix) within the longest window."""
-        events = self._events.get(key, [])
+        events = self._events.get(key) or []
         horizon = now - self._longest
         found: dict[str, int] = {}
         for i in range(0, len(events), self._STRIDE):

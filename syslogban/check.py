@@ -33,6 +33,7 @@ from .pipeline import Counters, Detection, Pipeline, newlines, shorten, untagged
 from .record import REJECT_REASONS, RecordParser
 from .scanner import Scanner
 from .signatures import Signature
+from .sources import widen_pipe
 
 READ_SIZE = 1 << 20
 TOP_ADDRESSES = 10
@@ -321,9 +322,10 @@ def check_path(path: str, signatures: Sequence[Signature], *, jsonl: TextIO | No
                sessions: int = DEFAULT_SESSIONS, processes: int = 1,
                now: float | None = None) -> CheckResult:
     """Checks a file (or stdin for "-"), in parallel where that pays off."""
-    if path == "-":
-        return check(sys.stdin.buffer, signatures, jsonl=jsonl, replay=replay,
-                     max_size=max_size, scanner_engine=scanner_engine, sessions=sessions,
+    if path == "-":  # read as it comes, a pipe widened to a block (sources.widen_pipe)
+        widen_pipe(sys.stdin.fileno())
+        return check(sys.stdin.buffer.raw, signatures, jsonl=jsonl,  # type: ignore[attr-defined]
+                     replay=replay, max_size=max_size, scanner_engine=scanner_engine, sessions=sessions,
                      now=now)
     with open(path, "rb") as stream:  # a missing file fails here, before any work
         if replay is not None or processes < 2 or not _big_regular_file(stream):

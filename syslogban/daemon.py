@@ -32,7 +32,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from . import __version__, logs, metrics, status
+from . import __version__, logs, status
 from .backends import Backend, create
 from .blocker import Block
 from .config import Config, load, restart_needed
@@ -184,6 +184,7 @@ class Daemon:
             if self.notifier is not None:
                 await self.notifier.tick(time.time())
             if self.engine.config.metrics_file:
+                from . import metrics  # only when asked for: prometheus_client costs 3 MiB
                 metrics.write(self.engine.config.metrics_file, self.status()["counters"])
 
     # ------------------------------------------------------------ reloading

@@ -38,30 +38,32 @@ class Evidence(NamedTuple):
     message: str
 
 EVIDENCE_LINES = 10         # kept per address, shown by `why` (a few attempts' lines)
+_new = tuple.__new__        # _new(Evidence, fields): without its keyword handling
 EVIDENCE_ADDRESSES = 65536  # addresses with evidence kept (the most recent)
 
 
 class Decisions:
     def __init__(self, config: BlockerConfig) -> None:
         self.blocker = Blocker(config)
-        self.evidence: OrderedDict[str, list[Evidence]] = OrderedDict()
+        self.evidence: OrderedDict[str, tuple[Evidence, ...]] = OrderedDict()
 
     def decide(self, detection: Detection, now: float) -> tuple[Block, list[str]] | None:
         """Keeps the record as evidence and scores what its attempt adds: a block, or None."""
-        address = detection.attack.address
-        lines = self.evidence.get(address)
-        if lines is None:  # plain lists: a deque costs 600 bytes per address
-            lines = self.evidence[address] = []
-            if len(self.evidence) > EVIDENCE_ADDRESSES:
-                self.evidence.popitem(last=False)
+        attack = detection.attack
+        address = attack.address
+        line = _new(Evidence, (detection.counted.attempt, attack.service,
+                               detection.record.message))
+        evidence = self.evidence
+        lines = evidence.get(address)
+        if lines is None:  # tuples: one line (most addresses) costs no list
+            evidence[address] = (line,)
+            if len(evidence) > EVIDENCE_ADDRESSES:
+                evidence.popitem(last=False)
         else:
-            self.evidence.move_to_end(address)
-            if len(lines) >= EVIDENCE_LINES:
-                del lines[0]
-        lines.append(Evidence(detection.counted.attempt, detection.attack.service,
-                              detection.record.message))
-        block = self.blocker.observe(detection.attack, now, detection.counted)
-        return None if block is None else (block, [e.message for e in lines])
+            evidence.move_to_end(address)
+            lines = evidence[address] = (*lines[1 - EVIDENCE_LINES:], line)
+        block = self.blocker.observe(attack, now, detection.counted)
+        return None if block is None else (block, [e.message for e in evidence[address]])
 
     def block(self, target: str, duration: str, now: float,
               replace: bool = False) -> tuple[Block, Block | None]:

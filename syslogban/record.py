@@ -294,8 +294,9 @@ class RecordParser:
             # Kept only where any `now` of this minute gives the same answer:
             # _bsd picks the year by the limit now + FUTURE_SLACK.
             low = self._year_minute * 60 + FUTURE_SLACK
-            if stamp is not None and stamp <= low and stamp + 365 * 86400 > low + 60 \
-                    and len(self._stamps) < 4096:
+            if stamp is not None and stamp <= low and stamp + 365 * 86400 > low + 60:
+                if len(self._stamps) >= 4096:  # a log moves on: its old seconds are done
+                    self._stamps.clear()
                 self._stamps[bsd] = stamp
         return stamp  # type: ignore[return-value]
 

@@ -15,6 +15,8 @@ Rules of this file:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import grp
 import ipaddress
 import os
@@ -29,22 +31,6 @@ from .framing import OctetFramer
 READ_SIZE = 1 << 20
 
 Consumer = Callable[[bytes], None]
-
-
-class _PipeProtocol(asyncio.Protocol):
-    def __init__(self, consume: Consumer, done: asyncio.Future[None]) -> None:
-        self.consume = consume
-        self.done = done
-
-    def data_received(self, data: bytes) -> None:
-        self.consume(data)
-
-    def eof_received(self) -> bool:
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.done.done():
-            self.done.set_result(None)
 
 
 async def stdin_reader() -> asyncio.StreamReader:
@@ -64,19 +50,50 @@ async def stdin_reader() -> asyncio.StreamReader:
 
 
 async def read_stream(fd: int, consume: Consumer) -> None:
-    """Feeds everything readable from `fd` to `consume`; returns at end of stream."""
+    """Feeds everything readable from `fd` to `consume`; returns at end of stream.
+
+    A pipe is read by the loop in blocks of up to READ_SIZE (the pipe widened
+    to hold that much; asyncio's pipe transport reads 256 KiB at most), so that
+    a busy writer's records reach the scanner in big chunks.
+    """
     loop = asyncio.get_running_loop()
     if not _pollable(fd):
         while data := await loop.run_in_executor(None, os.read, fd, READ_SIZE):
             consume(data)
         return
+    own = os.dup(fd)  # closed here; the caller's fd stays open
     done: asyncio.Future[None] = loop.create_future()
-    pipe = os.fdopen(os.dup(fd), "rb", buffering=0)
-    transport, _ = await loop.connect_read_pipe(lambda: _PipeProtocol(consume, done), pipe)
+
+    def readable() -> None:
+        try:
+            data = os.read(own, READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""  # the writer's end is gone: the end of the stream
+        if not data:
+            loop.remove_reader(own)
+            if not done.done():
+                done.set_result(None)
+            return
+        consume(data)
+
     try:
+        os.set_blocking(own, False)
+        widen_pipe(own)
+        loop.add_reader(own, readable)
         await done
     finally:
-        transport.close()
+        loop.remove_reader(own)
+        os.close(own)
+
+
+def widen_pipe(fd: int) -> None:
+    """Lets a pipe hold READ_SIZE bytes (Linux; 64 KiB by default), so that one
+    read takes what a fast writer wrote; anything else is left as it is."""
+    with contextlib.suppress(OSError, AttributeError):
+        if stat.S_ISFIFO(os.fstat(fd).st_mode) and fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ) < READ_SIZE:
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, READ_SIZE)
 
 
 def _pollable(fd: int) -> bool:

@@ -358,3 +358,22 @@ def test_a_request_that_breaks_a_command_is_answered_and_logged(
     d.send(attack_lines("192.0.2.1"))
     d.wait_for(lambda: d.reported() == ["192.0.2.1"], "a block after the requests")
     assert "Traceback" not in d.log.read_text()
+
+
+@pytest.mark.parametrize("source", ["file", "devnull"])
+def test_stdin_from_a_file_or_dev_null_is_read_to_its_end(tmp_path: Path, source: str) -> None:
+    """Not a pipe: epoll cannot watch a file or /dev/null, so they are read in a
+    thread; the daemon decides on what they hold and stops at their end."""
+    path = tmp_path / "attacks.log"
+    path.write_bytes(attack_lines("192.0.2.1"))
+    stdin = path if source == "file" else Path(os.devnull)
+    with open(stdin, "rb") as f:
+        result = subprocess.run(
+            [*SYSLOGBAN, "run", "--stdin", "--backend", "null", "--state",
+             str(tmp_path / "state.db"), "--control", str(tmp_path / "control.sock"),
+             "--allow-own-addresses", "false"],
+            stdin=f, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    blocked = "blocked 192.0.2.1 for 2m" in result.stderr
+    assert blocked == (source == "file"), result.stderr
