@@ -54,6 +54,9 @@ def shorten(line: str) -> str:
     return line if len(line) <= SAMPLE_WIDTH else line[:SAMPLE_WIDTH - 3] + "..."
 
 
+UNCOUNTED = Counted(0, 0, 0)  # a detection whose attempt is counted elsewhere
+
+
 class Detection(NamedTuple):
     lineno: int  # 1-based over every line fed
     attack: Attack
@@ -72,7 +75,7 @@ def newlines(data: bytes) -> int:
 
 class Pipeline:
     __slots__ = ("parser", "matcher", "scanner", "accountant", "counters", "lines_before",
-                 "facilities", "ignored_programs", "clock", "_last")
+                 "facilities", "ignored_programs", "clock", "account", "_last")
 
     def __init__(self, parser: RecordParser, matcher: Matcher, scanner: Scanner,
                  lines_before: int = 0, facilities: frozenset[int] | None = None,
@@ -82,6 +85,9 @@ class Pipeline:
         self.matcher = matcher
         self.scanner = scanner
         self.accountant = accountant if accountant is not None else Accountant()
+        # False: detections report no attempt (UNCOUNTED); a range of a file whose
+        # attempts the parent process counts in file order (check.py).
+        self.account = True
         self.clock: float | None = None  # the last record time read (undated records)
         self._last: tuple[Record, Counted] | None = None  # the last detection
         self.counters = Counters()
@@ -139,7 +145,9 @@ class Pipeline:
                 self.clock = record.timestamp
             when = now if self.clock is None else self.clock
             last = self._last
-            if (last is not None and record.severity is not None
+            if not self.account:
+                counted = UNCOUNTED
+            elif (last is not None and record.severity is not None
                     and last[0].severity not in (None, record.severity)
                     and last[0]._replace(severity=record.severity) == record):
                 counted = Counted(last[1].attempt, 0, 0)  # one line, in two logs

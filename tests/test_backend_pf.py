@@ -99,6 +99,20 @@ def test_pfr_addr_golden(system: str, v4: bytes, v6: bytes) -> None:
     assert layout.parse_addrs(v4 + v6, 2) == [network("192.0.2.1"), network("2001:db8:1::/48")]
 
 
+@pytest.mark.parametrize("system", ["freebsd", "openbsd"])
+@pytest.mark.parametrize("byteorder", ["little", "big"])
+def test_a_large_table_round_trips(system: str, byteorder: str) -> None:
+    """Thousands of entries, as a big table's sync sends and reads them back
+    (construct took 100 us an entry; a 70,000-entry sync took seven seconds)."""
+    layout = pf_layout(system, byteorder)  # type: ignore[arg-type]
+    nets = [ipaddress.ip_network(f"10.0.{n >> 8}.{n & 255}") for n in range(6000)]
+    nets += [ipaddress.ip_network(f"2001:db8:{n:x}::/48") for n in range(1000)]
+    data = layout.addrs(nets)
+    assert len(data) == 7000 * layout.addr_size
+    assert data[:layout.addr_size] == layout.addr(nets[0])
+    assert layout.parse_addrs(data, len(nets)) == nets
+
+
 def test_negated_entries_are_skipped_and_unknown_families_refused() -> None:
     layout = pf_layout("freebsd")
     negated = FREEBSD_V4[:18] + b"\x01" + FREEBSD_V4[19:]
