@@ -157,7 +157,7 @@ class Daemon:
             self._decide(detection, now)
 
     def _decide(self, detection: Detection, now: float) -> None:
-        self.remotes.attacked(detection.attack, now)
+        self.remotes.attacked(detection.attack, detection.counted, now)
         decided = self.decisions.decide(detection, now)
         if decided is not None:
             self.enforcer.queue(*decided)

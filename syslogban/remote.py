@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .attempts import Counted
 from .blocker import Block
 from .durations import PERMANENT
 from .matcher import Attack
@@ -66,8 +67,10 @@ class Remote(ABC):
         Must return promptly even when the remote is unreachable (it then
         keeps trying in the background)."""
 
-    def attacked(self, attack: Attack, now: float) -> None:
-        """An attack this host saw (allow-listed addresses never reach here)."""
+    def attacked(self, attack: Attack, counted: Counted, now: float) -> None:
+        """An attack this host saw and what it adds (attempts.py: a line that only
+        reports an attempt already counted adds nothing); allow-listed
+        addresses never reach here."""
 
     def blocked(self, block: Block, evidence: Sequence[str]) -> None:
         """A block this host decided (by score, by an admin, ...)."""

@@ -23,6 +23,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .adopt import adopt
+from .attempts import Counted
 from .blocker import Block
 from .bounds import Bounds, Gate
 from .config import Config
@@ -89,10 +90,10 @@ class Remotes:
 
     # ------------------------------------------------------ this host's events
 
-    def attacked(self, attack: Attack, now: float) -> None:
+    def attacked(self, attack: Attack, counted: Counted, now: float) -> None:
         if self.parts and not self.decisions.blocker.allows(attack.address):
             for part in self.parts:
-                part.attacked(attack, now)
+                part.attacked(attack, counted, now)
 
     def blocked(self, block: Block, evidence: Sequence[str]) -> None:
         if not block.origin:

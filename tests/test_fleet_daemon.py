@@ -135,3 +135,35 @@ def test_a_host_naming_itself_another_is_refused(fleet: Fleet) -> None:
     rogue.wait_for(lambda: "192.0.2.7" in fleet.kernel("mx9"), "local blocking all the same")
     assert fleet.db.sql("SELECT count(*) FROM syslogban.events",
                         database=fleet.database) == "0"
+
+
+def failed_login(address: str, pid: int) -> bytes:
+    """One failed SMTP AUTH as Postfix writes it: three lines of one smtpd
+    process (the attempt, a corroborating line, the session's count)."""
+    head = f"Nov 21 10:00:01 mx postfix/smtpd[{pid}]:"
+    return (f"{head} warning: unknown[{address}]: SASL LOGIN authentication failed: "
+            f"UGFzc3dvcmQ6\n{head} lost connection after AUTH from unknown[{address}]\n"
+            f"{head} disconnect from unknown[{address}] ehlo=1 auth=0/1 quit=1 "
+            "commands=2/3\n").encode()
+
+
+def test_a_slow_spray_of_n_failed_logins_blocks_at_the_nth_everywhere(fleet: Fleet) -> None:
+    """attempts = 4: four failed logins (twelve lines) spread over three hosts
+    block at the fourth login, fleet-wide; each host sends one event per login."""
+    hosts = {role: fleet.host(role, "--attempts", "4") for role in ("mx1", "mx2", "mx3")}
+    address = "192.0.2.44"
+
+    def fleet_sql(query: str) -> str:
+        return fleet.db.sql(query, database=fleet.database)
+    for n, role in enumerate(("mx1", "mx2", "mx3", "mx1"), start=1):
+        hosts[role].send(failed_login(address, 4000 + n))
+        hosts[role].wait_for(lambda n=n: fleet_sql(
+            "SELECT count(*), coalesce(sum(attempts), 0) FROM syslogban.events") == f"{n}|{n}",
+            f"failed login {n} in the database, one event")
+        if n < 4:
+            assert fleet_sql("SELECT count(*) FROM syslogban.decisions") == "0", \
+                f"blocked at failed login {n} of 4"
+    for role, d in hosts.items():
+        d.wait_for(lambda role=role: address in fleet.kernel(role), f"the block on {role}")
+    assert fleet_sql("SELECT count(*), min(reason), min(score) FROM syslogban.decisions") \
+        == "1|score|4"

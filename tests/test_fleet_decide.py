@@ -62,3 +62,15 @@ def test_evidence_names_every_host() -> None:
     lines = evidence(spray(("mx2", 2), ("mx1", 3)))
     assert [line.split(" ", 2)[1] for line in lines] == ["mx1:", "mx2:"]
     assert lines[0].endswith("postfix.sasl (danger 10)")
+
+
+def test_attempts_not_lines_count_where_the_policy_counts_attempts() -> None:
+    """Three lines of one failed login: one event of the attempt, two that add
+    nothing (never sent) or only danger; `attempts = 2` blocks at the second login."""
+    config = BlockerConfig(policy=Policy(threshold=2, window=3600, count_attempts=True))
+    first = [Event("mx1", 1, "198.51.100.7", "postfix.sasl", "postfix", 10, NOW - 9, 1),
+             Event("mx1", 2, "198.51.100.7", "postfix.lost", "postfix", 5, NOW - 8, 0)]
+    assert one(first, config=config) is None
+    second = Event("mx2", 1, "198.51.100.7", "postfix.sasl", "postfix", 10, NOW - 1, 1)
+    block = one([*first, second], config=config)
+    assert block is not None and block.score == 2

@@ -14,6 +14,7 @@ import pytest
 from deadlines import bounded, run, until
 from postgres import OWNER_PASSWORD, Cluster, cluster, database, requires_postgres  # noqa: F401
 
+from syslogban.attempts import Counted
 from syslogban.blocker import Block, BlockerConfig, Policy
 from syslogban.fleet.link import CANCEL_BUDGET, STOP_BUDGET, Fleet
 from syslogban.fleet.settings import FleetSettings
@@ -22,6 +23,7 @@ from syslogban.remote import RemoteDecision
 
 pytestmark = requires_postgres
 CONFIG = BlockerConfig(policy=Policy(threshold=30, window=3600))
+ONE = Counted(0, 1, 10)  # a line that is a failed login of danger 10
 
 
 class Host:
@@ -42,7 +44,7 @@ class Host:
 
     def attack(self, address: str, times: int = 1) -> None:
         for _ in range(times):
-            self.fleet.attacked(Attack(address, "postfix.sasl", "postfix", 10), time.time())
+            self.fleet.attacked(Attack(address, "postfix.sasl", "postfix", 10), ONE, time.time())
 
 
 def link(cluster: Cluster, database: str, tmp: Path, role: str, unblock: bool = False,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syslogban.fleet.outbox import BLOCK, EVENT, Outbox, event_line
+from syslogban.fleet.outbox import BLOCK, EVENT, Outbox, event_fields, event_line
 
 
-def event(address: str, at: float = 1.0, danger: int = 10) -> tuple[str, str]:
-    return EVENT, event_line(address, "postfix.sasl", "postfix", danger, at)
+def event(address: str, at: float = 1.0, danger: int = 10, attempts: int = 1) -> tuple[str, str]:
+    return EVENT, event_line(address, "postfix.sasl", "postfix", danger, attempts, at)
 
 
 def test_rows_survive_a_restart_until_removed(tmp_path: Path) -> None:
@@ -18,7 +18,7 @@ def test_rows_survive_a_restart_until_removed(tmp_path: Path) -> None:
     again = Outbox(tmp_path / "state.db", limit=1000)
     rows = again.peek(10)
     assert [(kind, body) for _, kind, body in rows] == [
-        (EVENT, "192.0.2.1\tpostfix.sasl\tpostfix\t10\t1.0"),
+        (EVENT, "192.0.2.1\tpostfix.sasl\tpostfix\t10\t1.0\t1"),
         (BLOCK, {"target": "192.0.2.1"})]
     again.remove(rows[0][0])
     assert len(again) == 1 and again.counters.sent == 1
@@ -43,19 +43,25 @@ def test_sequences_are_never_reused(tmp_path: Path) -> None:
 def test_a_full_outbox_summarises_the_oldest_events_and_keeps_their_danger(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "state.db", limit=1000)
     box.append([(BLOCK, {"target": "203.0.113.1"})])
-    box.append([event(f"192.0.2.{n % 3}", at=float(n)) for n in range(1200)])
+    box.append([event(f"192.0.2.{n % 3}", at=float(n), attempts=n % 2) for n in range(1200)])
     assert len(box) <= 1000
     rows = box.peek(2000)
     assert len(rows) == len(box)
     assert rows[0][1] == BLOCK  # never summarised
-    danger = sum(int(body.split("\t")[3]) for _, kind, body in rows if kind == EVENT)
-    assert danger == 1200 * 10  # nothing lost, only folded
+    fields = [event_fields(body) for _, kind, body in rows if kind == EVENT]
+    assert sum(f[3] for f in fields) == 1200 * 10  # nothing lost, only folded
+    assert sum(f[5] for f in fields) == 600
     assert box.counters.summarised == 1200 + 1 - len(box)
 
 
 def test_tabs_and_newlines_cannot_split_an_event() -> None:
-    line = event_line("192.0.2.1", "evil\tsig\nx", "svc", 10, 2.5)
-    assert line.split("\t") == ["192.0.2.1", "evil sig x", "svc", "10", "2.5"]
+    line = event_line("192.0.2.1", "evil\tsig\nx", "svc", 10, 1, 2.5)
+    assert line.split("\t") == ["192.0.2.1", "evil sig x", "svc", "10", "2.5", "1"]
+
+
+def test_an_event_line_of_an_older_outbox_is_one_attempt() -> None:
+    assert event_fields("192.0.2.1\tpostfix.sasl\tpostfix\t10\t2.5") == (
+        "192.0.2.1", "postfix.sasl", "postfix", 10, 2.5, 1)
 
 
 def test_cursors_per_remote(tmp_path: Path) -> None:

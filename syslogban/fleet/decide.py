@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from ..attempts import Counted
 from ..blocker import Block, Blocker, BlockerConfig, History
 from ..matcher import Attack
 
@@ -28,8 +29,9 @@ class Event:
     address: str
     signature: str
     service: str
-    danger: int
+    danger: int    # what it adds to the score
     at: float
+    attempts: int = 1  # the failed logins it adds (0: it raised an attempt's danger)
 
 
 def decide(config: BlockerConfig, events: Iterable[Event], history: Mapping[str, History],
@@ -44,7 +46,8 @@ def decide(config: BlockerConfig, events: Iterable[Event], history: Mapping[str,
     found: dict[str, Block] = {}
     for event in sorted(events, key=lambda e: (e.at, e.host, e.seq)):
         block = blocker.observe(Attack(event.address, event.signature, event.service,
-                                       event.danger), event.at)
+                                       event.danger), event.at,
+                                Counted(0, event.attempts, event.danger))
         if block is not None:
             found[block.target] = block
     return {target: block for target, block in found.items() if block.until > now}

@@ -26,6 +26,7 @@ from typing import Any
 
 import psycopg
 
+from ..attempts import Counted
 from ..blocker import Block, BlockerConfig
 from ..matcher import Attack
 from ..remote import Deliver, Remote
@@ -82,9 +83,12 @@ class Fleet(Remote):
         self._tasks = [asyncio.create_task(part(), name=f"fleet {part.__name__[1:]}")
                        for part in (self._sender, self._listener, self._follower)]
 
-    def attacked(self, attack: Attack, now: float) -> None:
-        self._queue(EVENT, event_line(attack.address, attack.signature, attack.service,
-                                      attack.danger, now))
+    def attacked(self, attack: Attack, counted: Counted, now: float) -> None:
+        """Attempts, not lines: a line that adds nothing (it reports an attempt
+        another line counted) is not sent."""
+        if counted.new or counted.points:
+            self._queue(EVENT, event_line(attack.address, attack.signature, attack.service,
+                                          counted.points, counted.new, now))
 
     def blocked(self, block: Block, evidence: Sequence[str]) -> None:
         if not block.origin:  # a decision that came from elsewhere goes back to no one

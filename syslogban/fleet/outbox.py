@@ -7,7 +7,7 @@ Rules of this file:
   event's sequence in the fleet, so a replay is harmless ((host, seq) is
   unique there).
 * Bounded: past `limit` rows, the oldest events are summarised, one row per
-  (address, signature) with their danger added up, and counted; blocks and
+  (address, signature) with their danger and attempts added up, and counted; blocks and
   unblocks are never summarised. Nothing is dropped silently.
 * It also keeps each remote part's cursor (the last decision it took).
 * An event's body is a line of text (event_line); blocks and unblocks are JSON.
@@ -30,13 +30,24 @@ EVENT, BLOCK, UNBLOCK = "event", "block", "unblock"
 _CLEAN = str.maketrans("\t\n", "  ")
 
 
-def event_line(address: str, signature: str, service: str, danger: int, at: float) -> str:
+def event_line(address: str, signature: str, service: str, danger: int, attempts: int,
+               at: float) -> str:
     """An event as the outbox keeps it and the database's observe() reads it
     (after its sequence): fields apart by tabs, which rule ids and service
-    names never hold (replaced, to be sure). Text, not JSON: the fleet's
-    5,000 events a second a host would spend most of their time in JSON."""
+    names never hold (replaced, to be sure). `danger` is what the line adds
+    to the score, `attempts` the failed logins it adds (attempts.py), so that
+    `attempts = N` counts failed logins fleet-wide, not lines. Text, not
+    JSON: the fleet's 5,000 events a second a host would spend most of their
+    time in JSON."""
     return (f"{address}\t{signature.translate(_CLEAN)}\t{service.translate(_CLEAN)}\t"
-            f"{int(danger)}\t{at!r}")
+            f"{int(danger)}\t{at!r}\t{int(attempts)}")
+
+
+def event_fields(line: str) -> tuple[str, str, str, int, float, int]:
+    """(address, signature, service, danger, at, attempts) of an event line; a
+    line from before attempts were sent (five fields) is one attempt."""
+    address, signature, service, danger, at, *attempts = line.split("\t")
+    return address, signature, service, int(danger), float(at), int(attempts[0]) if attempts else 1
 
 
 @dataclass(slots=True)
@@ -115,16 +126,17 @@ class Outbox:
             return
         groups: dict[tuple[str, str, str], list[Any]] = {}
         for _, body in rows:
-            address, signature, service, danger, at = body.split("\t")
-            group = groups.setdefault((address, signature, service), [0, 0.0])
-            group[0] += int(danger)
-            group[1] = max(group[1], float(at))
+            address, signature, service, danger, at, attempts = event_fields(body)
+            group = groups.setdefault((address, signature, service), [0, 0, 0.0])
+            group[0] += danger
+            group[1] += attempts
+            group[2] = max(group[2], at)
         self._db.execute("DELETE FROM fleet_outbox WHERE kind = ? AND seq <= ?", (EVENT, rows[-1][0]))
         self._db.executemany("INSERT INTO fleet_outbox (kind, body) VALUES (?, ?)",
-                             [(EVENT, event_line(a, sig, svc, danger, at))
-                              for (a, sig, svc), (danger, at) in groups.items()])
+                             [(EVENT, event_line(a, sig, svc, danger, attempts, at))
+                              for (a, sig, svc), (danger, attempts, at) in groups.items()])
         folded = len(rows) - len(groups)
         self._size -= folded
         self.counters.summarised += folded
         log.warning("fleet outbox full (%d rows): %d oldest events summarised into %d rows "
-                    "(their danger kept)", self.limit, len(rows), len(groups))
+                    "(their danger and attempts kept)", self.limit, len(rows), len(groups))

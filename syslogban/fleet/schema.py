@@ -332,6 +332,46 @@ MIGRATIONS: tuple[str, ...] = (
     END
     $f$;
     """,
+    # 4: attempts, not lines: each event carries the failed logins it adds
+    # (0 for a line that only raised an attempt's danger); an event line
+    # without the field (an outbox of an older syslogban) is one attempt
+    """
+    ALTER TABLE syslogban.events ADD COLUMN attempts integer NOT NULL DEFAULT 1
+        CHECK (attempts BETWEEN 0 AND 1000000);
+    CREATE OR REPLACE FUNCTION syslogban.observe(p_rows text, p_backlog bigint) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = syslogban, pg_temp AS $f$
+    DECLARE
+        inserted bigint;
+    BEGIN
+        WITH batch AS (
+            SELECT split_part(line, E'\t', 1)::bigint AS seq,
+                   split_part(line, E'\t', 2)::inet AS addr,
+                   split_part(line, E'\t', 3) AS signature,
+                   split_part(line, E'\t', 4) AS service,
+                   split_part(line, E'\t', 5)::integer AS danger,
+                   to_timestamp(split_part(line, E'\t', 6)::float8) AS at,
+                   coalesce(nullif(split_part(line, E'\t', 7), ''), '1')::integer AS attempts
+            FROM string_to_table(p_rows, E'\n') line),
+        contact AS (
+            INSERT INTO hosts AS h (name, last_seq, backlog)
+                SELECT session_user, coalesce(max(seq), 0), p_backlog FROM batch
+                ON CONFLICT (name) DO UPDATE SET last_contact = now(),
+                    backlog = excluded.backlog, last_seq = greatest(h.last_seq, excluded.last_seq)),
+        new AS (
+            INSERT INTO events (host, seq, addr, signature, service, danger, at, attempts)
+                SELECT session_user, * FROM batch
+                ON CONFLICT DO NOTHING
+                RETURNING addr, danger),
+        per_address AS (SELECT addr, sum(danger) AS danger FROM new GROUP BY addr),
+        counted AS (
+            INSERT INTO offenders AS o (target, lifetime)
+                SELECT addr, danger FROM per_address
+                ON CONFLICT (target) DO UPDATE SET lifetime = o.lifetime + excluded.lifetime)
+        SELECT count(*) INTO inserted FROM new;
+        RETURN inserted;
+    END
+    $f$;
+    """,
 )
 
 _PREPARE = """

@@ -152,7 +152,8 @@ _SCORING = """
     WITH batch AS (SELECT DISTINCT x::inet AS addr
                    FROM string_to_table(%(addresses)s, ' ') x),
     recent AS (
-        SELECT b.addr, coalesce(sum(e.danger), 0) AS danger, count(e.seq) AS attempts
+        SELECT b.addr, coalesce(sum(e.danger), 0) AS danger,
+               coalesce(sum(e.attempts), 0) AS attempts
         FROM batch b LEFT JOIN syslogban.events e
           ON e.addr = b.addr AND e.at > to_timestamp(%(horizon)s)
         GROUP BY b.addr),
@@ -173,7 +174,7 @@ _SCORING = """
         FROM open)
     SELECT host(facts.addr), facts.blocks, facts.lifetime,
            string_agg(concat_ws(E'\t', e.host, e.seq, e.signature, e.service, e.danger,
-                                extract(epoch FROM e.at)::float8), E'\n')
+                                extract(epoch FROM e.at)::float8, e.attempts), E'\n')
     FROM facts JOIN syslogban.events e
       ON e.addr = facts.addr AND e.at > greatest(facts.fresh, to_timestamp(%(horizon)s))
     GROUP BY facts.addr, facts.blocks, facts.lifetime
@@ -202,9 +203,9 @@ async def _fleet_decisions(conn: psycopg.AsyncConnection[Any], addresses: Sequen
     for address, blocks, lifetime, lines in rows:
         mine = events[address] = []
         for line in lines.split("\n"):
-            host, seq, signature, service, danger, at = line.split("\t")
+            host, seq, signature, service, danger, at, attempts = line.split("\t")
             mine.append(Event(host, int(seq), address, signature, service, int(danger),
-                              float(at)))
+                              float(at), int(attempts)))
         danger_now = sum(e.danger for e in mine)  # in lifetime; the blocker adds it again
         history[address] = History(blocks, max(0, lifetime - danger_now))
     found = decide(config, [e for mine in events.values() for e in mine], history, now)

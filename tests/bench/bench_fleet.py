@@ -42,6 +42,7 @@ import netns  # noqa: E402
 from monitor import delays_ms, percentile, watch_elements  # noqa: E402
 from postgres import OWNER_PASSWORD, Cluster  # noqa: E402
 
+from syslogban.attempts import Counted  # noqa: E402
 from syslogban.backends import Change, create  # noqa: E402
 from syslogban.blocker import BlockerConfig, Policy  # noqa: E402
 from syslogban.fleet.admin import init  # noqa: E402
@@ -50,6 +51,7 @@ from syslogban.fleet.settings import FleetSettings  # noqa: E402
 from syslogban.matcher import Attack  # noqa: E402
 from syslogban.remote import RemoteDecision  # noqa: E402
 
+ONE = Counted(0, 1, 10)  # each event a failed login of danger 10
 CONFIG = BlockerConfig(policy=Policy(threshold=30, window=1800, block_time=3600))
 
 
@@ -91,7 +93,7 @@ async def sender(dsn: str, role: str, state: str, rate: int, seconds: float,
         now = time.time()
         for n in range(fed, due):
             fleet.attacked(Attack(targets[n // per_address], "postfix.sasl", "postfix", 10),
-                           now)
+                           ONE, now)
         fed = due
         most = max(most, fleet.status()["outbox"])
         await asyncio.sleep(0.01)
@@ -127,7 +129,8 @@ def propagation(cluster: Cluster, database: str, tmp: Path, rate: int, count: in
             begin = time.perf_counter()
             for n, address in enumerate(targets):
                 for _ in range(3):
-                    fleet.attacked(Attack(address, "postfix.sasl", "postfix", 10), time.time())
+                    fleet.attacked(Attack(address, "postfix.sasl", "postfix", 10), ONE,
+                                   time.time())
                 sent[address] = time.perf_counter()
                 pause = begin + (n + 1) / rate - time.perf_counter()
                 await asyncio.sleep(max(0.0, pause))
@@ -191,7 +194,7 @@ def outage(tmp: Path, down: float) -> None:
                     due = int((time.monotonic() - begin) * 100)
                     for _ in range(due - done):
                         fleet.attacked(Attack(targets[fed // 3], "postfix.sasl", "postfix",
-                                              10), time.time())
+                                              10), ONE, time.time())
                         fed += 1
                     done = due
                     await asyncio.sleep(0.01)
