@@ -37,13 +37,13 @@ class Commands:
     def __init__(self, decisions: Decisions, enforcer: Enforcer, state: State,
                  status: Callable[[], dict[str, Any]],
                  reload: Callable[[], Awaitable[Answer]],
-                 unblocked: Callable[[str, float], None]) -> None:
+                 unblocked: Callable[[str, float], Awaitable[list[str]]]) -> None:
         self.decisions = decisions
         self.enforcer = enforcer
         self.state = state
         self._status = status
         self._reload = reload
-        self._unblocked = unblocked  # the remote parts hear of an admin's unblock
+        self._unblocked = unblocked  # the remote parts hear of an admin's unblock, and answer
         self._handlers: dict[str, Handler] = {
             "status": self._show_status, "list": self._list, "block": self._block,
             "unblock": self._unblock, "reload": self._reload_config, "why": self._why,
@@ -83,10 +83,12 @@ class Commands:
         block = self.decisions.unblock(target, time.time())
         self.enforcer.lift(block)
         await self.enforcer.flush()
-        self._unblocked(block.target, time.time())
+        remote = await self._unblocked(block.target, time.time())
         answer: Answer = {"ok": True, "unblocked": block.target}
         if block.target != target:
             answer["covered"] = target  # the prefix block that held it was lifted
+        if remote:
+            answer["remote"] = remote  # the fleet lifted it everywhere, or refused
         return answer
 
     async def _reload_config(self, request: dict[str, Any]) -> Answer:

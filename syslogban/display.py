@@ -174,7 +174,8 @@ def blocked(answer: Mapping[str, Any], now: float, tz: tzinfo | None = None) -> 
 def unblocked(answer: Mapping[str, Any]) -> str:
     """`syslogban unblock ADDR`: what was lifted (the prefix block holding ADDR, say)."""
     covered = f" (it held {answer['covered']})" if answer.get("covered") else ""
-    return f"unblocked {answer['unblocked']}{covered}\n"
+    remote = "".join(f"{line}\n" for line in answer.get("remote", ()))  # the fleet's word
+    return f"unblocked {answer['unblocked']}{covered}\n{remote}"
 
 
 def why(answer: Mapping[str, Any], now: float, tz: tzinfo | None = None) -> str:

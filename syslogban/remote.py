@@ -78,6 +78,12 @@ class Remote(ABC):
     def unblocked(self, target: str, now: float) -> None:
         """An admin lifted a block on this host."""
 
+    async def unblock_verdict(self, target: str) -> str | None:
+        """After `unblocked`: one line for the admin's answer, saying what became
+        of the unblock here (lifted everywhere, refused, waiting), or None.
+        Returns within a few seconds whatever the remote does."""
+        return None
+
     def status(self) -> dict[str, Any]:
         """Counters and connection state for `syslogban status`."""
         return {}

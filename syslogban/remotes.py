@@ -16,6 +16,7 @@ Rules of this file:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -100,9 +101,12 @@ class Remotes:
             for part in self.parts:
                 part.blocked(block, evidence)
 
-    def unblocked(self, target: str, now: float) -> None:
+    async def unblocked(self, target: str, now: float) -> list[str]:
+        """An admin's unblock, to every part; what each says of it (for the answer)."""
         for part in self.parts:
             part.unblocked(target, now)
+        verdicts = await asyncio.gather(*(part.unblock_verdict(target) for part in self.parts))
+        return [verdict for verdict in verdicts if verdict]
 
     def status(self) -> dict[str, Any]:
         if not self.parts:

@@ -101,7 +101,12 @@ def test_blocks_spread_sprays_are_blocked_and_unblocks_act_everywhere(fleet: Fle
     mx3.wait_for(lambda: "refused a decision from fleet:mx1: 198.51.100.5 is allow-listed"
                  in mx3.log.read_text(), "the refusal on mx3")
     assert "198.51.100.5" not in fleet.kernel("mx3")
-    assert mx2.ctl("unblock", "192.0.2.1").returncode == 0  # mx2 may unblock everywhere
+    refused = mx1.ctl("unblock", "192.0.2.2")  # mx1 may not: the answer says so
+    assert (refused.returncode, refused.stdout) == (0, (
+        "unblocked 192.0.2.2\nfleet: not lifted on the other hosts: this host's role may "
+        "not unblock fleet-wide (grant it syslogban_unblock)\n")), refused
+    lifted = mx2.ctl("unblock", "192.0.2.1")  # mx2 may unblock everywhere
+    assert lifted.stdout == "unblocked 192.0.2.1\nfleet: lifted on every host\n", lifted
     for role, d in (("mx1", mx1), ("mx3", mx3)):
         d.wait_for(lambda role=role: "192.0.2.1" not in fleet.kernel(role),
                    f"the unblock on {role}")

@@ -98,9 +98,11 @@ def test_blocks_and_unblocks_anywhere_act_everywhere(
         await until(lambda: "203.0.113.0/24" in mx2.active, "the manual block")
         assert mx2.active["203.0.113.0/24"].reason == "manual"
         mx1.fleet.unblocked("203.0.113.0/24", now)  # mx1 may not unblock fleet-wide
-        await until(lambda: mx1.fleet.counters.refused == 1, "the refusal")
-        assert "203.0.113.0/24" in mx2.active
+        refusal = await mx1.fleet.unblock_verdict("203.0.113.0/24")
+        assert refusal is not None and refusal.startswith("fleet: not lifted on the other hosts")
+        assert mx1.fleet.counters.refused == 1 and "203.0.113.0/24" in mx2.active
         mx2.fleet.unblocked("203.0.113.0/24", now)
+        assert await mx2.fleet.unblock_verdict("203.0.113.0/24") == "fleet: lifted on every host"
         await until(lambda: not mx1.active and not mx2.active, "the unblock everywhere")
         await stop(mx1, mx2)
     run(body)
@@ -154,9 +156,13 @@ def test_an_outage_loses_nothing(tmp_path: Path) -> None:
                 await asyncio.sleep(0.005)
             await until(lambda: len(mx1.fleet.status()["problems"]) == 3, "the outage seen")
             assert len(mx1.fleet.outbox) == 120
+            mx1.fleet.unblocked("192.0.2.1", time.time())  # the answer does not wait
+            verdict = await bounded(mx1.fleet.unblock_verdict("192.0.2.1"), "the verdict", 1)
+            assert verdict is not None and verdict.startswith("fleet: the database is away (")
             own.start()
             await until(lambda: len(mx2.active) == 41, "the catch-up", timeout=30)
             await until(lambda: len(mx1.fleet.outbox) == 0, "the outbox drained")
+            assert mx1.fleet.counters.refused == 1  # the unblock, when it arrived: no grant
             assert not mx1.fleet.status()["problems"] and mx2.syncs >= 2
             await stop(mx1, mx2)
         run(body)

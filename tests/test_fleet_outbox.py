@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syslogban.fleet.outbox import BLOCK, EVENT, Outbox, event_fields, event_line
+from syslogban.fleet.outbox import BLOCK, EVENT, STEP, Outbox, event_fields, event_line
 
 
 def event(address: str, at: float = 1.0, danger: int = 10, attempts: int = 1) -> tuple[str, str]:
@@ -44,14 +44,48 @@ def test_a_full_outbox_summarises_the_oldest_events_and_keeps_their_danger(tmp_p
     box = Outbox(tmp_path / "state.db", limit=1000)
     box.append([(BLOCK, {"target": "203.0.113.1"})])
     box.append([event(f"192.0.2.{n % 3}", at=float(n), attempts=n % 2) for n in range(1200)])
-    assert len(box) <= 1000
+    assert len(box) == 1201 and box.full  # append never summarises: the sender does, in steps
+    while box.full and box.summarise():
+        pass
+    assert len(box) <= 900
     rows = box.peek(2000)
     assert len(rows) == len(box)
     assert rows[0][1] == BLOCK  # never summarised
     fields = [event_fields(body) for _, kind, body in rows if kind == EVENT]
     assert sum(f[3] for f in fields) == 1200 * 10  # nothing lost, only folded
     assert sum(f[5] for f in fields) == 600
-    assert box.counters.summarised == 1200 + 1 - len(box)
+    assert box.counters.summarised == 1200 + 1 - len(box) and box.counters.dropped == 0
+
+
+def test_summarising_goes_in_short_steps(tmp_path: Path) -> None:
+    """Each step is one short transaction over at most STEP rows: the sender
+    yields to the loop between steps, and no step holds the state file long.
+    One address's many events fold into rows of at most STEP events each."""
+    box = Outbox(tmp_path / "state.db", limit=1000)
+    box.append([event(f"192.0.2.{n % 5}", at=float(n)) for n in range(5 * STEP)]
+               + [event("198.51.100.1", at=float(n)) for n in range(3 * STEP)])
+    steps = []
+    while box.full:
+        steps.append(box.summarise())
+    assert len(steps) >= 8 and all(0 < touched <= STEP for touched in steps)
+    assert len(box) <= 900 and box.counters.dropped == 0
+    fields = [event_fields(body) for _, _, body in box.peek(2000)]
+    assert sum(f[5] for f in fields) == 8 * STEP  # every attempt kept
+
+
+def test_events_alone_for_their_address_are_dropped_and_counted(tmp_path: Path) -> None:
+    """A pass over the oldest STEP events: the ten of one address fold into one
+    row, kept; folding cannot shrink the 490 events of 490 addresses around
+    them, so they are dropped (counted, logged)."""
+    box = Outbox(tmp_path / "state.db", limit=1000)
+    box.append([event("192.0.2.1", at=float(n)) for n in range(10)]
+               + [event(f"10.0.{n // 250}.{n % 250}") for n in range(1100)])
+    while box.full and box.summarise():
+        pass
+    rows = [event_fields(body) for _, _, body in box.peek(2000)]
+    assert len(rows) == len(box) == 1110 - 9 - 490
+    assert ("192.0.2.1", "postfix.sasl", "postfix", 100, 9.0, 10) in rows
+    assert (box.counters.dropped, box.counters.summarised) == (490, 9)
 
 
 def test_tabs_and_newlines_cannot_split_an_event() -> None:

@@ -43,6 +43,7 @@ POLL = 1.0           # seconds between looks at the log without a notification
 PRUNE_EVERY = 3600.0
 STOP_BUDGET = 2.0    # seconds the sender gets to empty the outbox when the daemon stops
 CANCEL_BUDGET = 3.0  # seconds the tasks get to end once cancelled
+VERDICT_BUDGET = 2.0  # seconds an admin's unblock waits for the database's word
 FAILURES = (psycopg.Error, OSError, FleetError)
 
 
@@ -74,6 +75,7 @@ class Fleet(Remote):
         self._deliver: Deliver | None = None
         self._writer: psycopg.AsyncConnection[Any] | None = None
         self._down: dict[str, str] = {}  # connection -> what is wrong with it
+        self._verdicts: dict[str, asyncio.Future[str]] = {}  # an admin's unblocks, answered
         self._cursor = self.outbox.cursor(self.name)
 
     # ------------------------------------------------------ the daemon's side
@@ -97,6 +99,24 @@ class Fleet(Remote):
 
     def unblocked(self, target: str, now: float) -> None:
         self._queue(UNBLOCK, {"target": target, "at": now})
+        if target not in self._verdicts:
+            self._verdicts[target] = asyncio.get_running_loop().create_future()
+
+    async def unblock_verdict(self, target: str) -> str | None:
+        """Whether the fleet lifted it everywhere or refused (a host whose role
+        lacks syslogban_unblock), as the database said; or that it waits."""
+        verdict = self._verdicts.get(target)
+        if verdict is None:
+            return None
+        if "sender" in self._down:
+            return (f"fleet: the database is away ({self._down['sender']}): the other hosts "
+                    "lift it once it is back")
+        try:
+            async with asyncio.timeout(VERDICT_BUDGET):
+                return await asyncio.shield(verdict)
+        except TimeoutError:
+            return (f"fleet: no answer from the database within {VERDICT_BUDGET:.0f} s: the "
+                    "unblock waits in the outbox for the other hosts")
 
     def status(self) -> dict[str, Any]:
         return {"host": self.host, "connected": not self._down, "problems": dict(self._down),
@@ -146,6 +166,8 @@ class Fleet(Remote):
                                  else max(0.0, retry_at - time.monotonic()))
             self._wake.clear()
             self._spill()
+            while self.outbox.full and self.outbox.summarise():  # in steps: the loop (local
+                await asyncio.sleep(0)                            # blocking) goes on between
             if self._stopping and failures:  # the database is away: the outbox keeps it
                 return
             if time.monotonic() < retry_at:
@@ -182,6 +204,11 @@ class Fleet(Remote):
             self.counters.refused += len(sent.refused)
             for target, why in sent.refused:
                 log.warning("fleet: %s refused: %s", target, why)
+            for target, refusal in sent.unblocks:
+                verdict = self._verdicts.pop(target, None)
+                if verdict is not None and not verdict.done():
+                    verdict.set_result("fleet: lifted on every host" if refusal is None else
+                                       f"fleet: not lifted on the other hosts: {refusal}")
             self._spill()
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:

@@ -84,6 +84,7 @@ class Sent:
     events: int = 0
     decided: list[tuple[str, str]] = field(default_factory=list)  # (target, why) made
     refused: list[tuple[str, str]] = field(default_factory=list)  # (target, why) not made
+    unblocks: list[tuple[str, str | None]] = field(default_factory=list)  # (target, refusal)
 
 
 async def send(conn: psycopg.AsyncConnection[Any], rows: Sequence[tuple[int, str, Any]],
@@ -108,9 +109,11 @@ async def send(conn: psycopg.AsyncConnection[Any], rows: Sequence[tuple[int, str
                 async with atomic(conn):
                     await conn.execute("SELECT syslogban.revoke(%s)", (body["target"],))
                 sent.decided.append((body["target"], "unblocked"))
+                sent.unblocks.append((body["target"], None))
             except psycopg.errors.InsufficientPrivilege:
-                sent.refused.append((body["target"], "this host's role may not unblock "
-                                     "fleet-wide (syslogban_unblock)"))
+                why = "this host's role may not unblock fleet-wide (grant it syslogban_unblock)"
+                sent.refused.append((body["target"], why))
+                sent.unblocks.append((body["target"], why))
         await _decide(conn, blocks, sent)
         found = await _fleet_decisions(conn, addresses, config, now)
         await _decide(conn, [block_body(block, lines) for block, lines in found], sent)

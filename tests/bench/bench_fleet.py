@@ -16,6 +16,8 @@ asserts nothing.
 3. Outage: one host at 100 events/s; the database stopped for --outage
    seconds (600 = the target's 10 minutes), then started: events in the
    database against events fed, the decisions, and the catch-up time.
+4. Summarising: an outbox 10 % past its limit (--outbox) folded in steps;
+   the longest step is the longest the loop (and the state file) waits.
 
 Host A/B here are the fleet links without the rest of the daemon (no
 detection, no state commit of the block before the firewall): the fleet's
@@ -47,6 +49,7 @@ from syslogban.backends import Change, create  # noqa: E402
 from syslogban.blocker import BlockerConfig, Policy  # noqa: E402
 from syslogban.fleet.admin import init  # noqa: E402
 from syslogban.fleet.link import Fleet  # noqa: E402
+from syslogban.fleet.outbox import EVENT, Outbox, event_line  # noqa: E402
 from syslogban.fleet.settings import FleetSettings  # noqa: E402
 from syslogban.matcher import Attack  # noqa: E402
 from syslogban.remote import RemoteDecision  # noqa: E402
@@ -220,6 +223,28 @@ def outage(tmp: Path, down: float) -> None:
         own.destroy()
 
 
+def summarising(tmp: Path, limit: int) -> None:
+    """The outbox past its limit (an outage of a day of spray): how long the
+    longest summarising step holds the loop and the state file."""
+    box = Outbox(tmp / "s.db", limit)
+    spray = addresses(limit // 20, "10.40.0.1")
+    chunk = [(EVENT, event_line(spray[n % len(spray)], "postfix.sasl", "postfix", 10, 1,
+                                float(n))) for n in range(limit // 10)]
+    for _ in range(11):
+        box.append(chunk)
+    steps = []
+    while box.full:
+        begin = time.perf_counter()
+        if not box.summarise():
+            break
+        steps.append(time.perf_counter() - begin)
+    steps.sort()
+    print(f"4. outbox summarising, {limit * 11 // 10} events of {len(spray)} addresses into "
+          f"{len(box)} rows: {len(steps)} steps, median {steps[len(steps) // 2] * 1000:.1f} ms, "
+          f"longest {steps[-1] * 1000:.1f} ms (the loop runs between steps)")
+    box.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20, help="throughput run length")
@@ -227,7 +252,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=5000, help="events/s per host (2.)")
     parser.add_argument("--decisions", type=int, default=100, help="decisions/s (1.)")
     parser.add_argument("--count", type=int, default=2000, help="decisions measured (1.)")
-    parser.add_argument("--only", choices=("1", "2", "3"))
+    parser.add_argument("--only", choices=("1", "2", "3", "4"))
+    parser.add_argument("--outbox", type=int, default=1_000_000, help="outbox limit (4.)")
     parser.add_argument("--child", choices=("receiver", "sender"), help=argparse.SUPPRESS)
     for hidden in ("--dsn", "--role", "--state", "--base"):
         parser.add_argument(hidden, help=argparse.SUPPRESS)
@@ -245,19 +271,23 @@ def main() -> None:
     print(f"(machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}: others' work "
           "makes these figures noisy)")
     with tempfile.TemporaryDirectory() as tmp:
-        cluster = Cluster()
-        try:
-            database = cluster.new_database()
-            init(cluster.dsn("syslogban", OWNER_PASSWORD, database))
-            if args.only in (None, "1"):
-                propagation(cluster, database, Path(tmp), args.decisions, args.count)
-            if args.only in (None, "2"):
-                for spray in (False, True):
-                    throughput(cluster, database, Path(tmp), args.rate, args.seconds, spray)
-        finally:
-            cluster.destroy()
+        if args.only in (None, "1", "2"):
+            cluster = Cluster()
+            try:
+                database = cluster.new_database()
+                init(cluster.dsn("syslogban", OWNER_PASSWORD, database))
+                if args.only in (None, "1"):
+                    propagation(cluster, database, Path(tmp), args.decisions, args.count)
+                if args.only in (None, "2"):
+                    for spray in (False, True):
+                        throughput(cluster, database, Path(tmp), args.rate, args.seconds,
+                                   spray)
+            finally:
+                cluster.destroy()
         if args.only in (None, "3"):
             outage(Path(tmp), args.outage)
+        if args.only in (None, "4"):
+            summarising(Path(tmp), args.outbox)
 
 
 if __name__ == "__main__":
