@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from conftest import (
     ENGINES, NON_ASCII_WORDS, NOW, PROPERTY, SIGNATURES, UTC, line_spans, lines_of,
     mixed_lines, requires_hyperscan, signature_scanner)
+from system import requires
 from syslogban import scanner as scanner_module
 from syslogban.matcher import Matcher
 from syslogban.record import RecordParser
@@ -62,6 +63,40 @@ def test_plain_engine_needs_no_hyperscan(monkeypatch: pytest.MonkeyPatch) -> Non
     assert spans_of(scanner, b"") == []
     assert spans_of(scanner, b"x\nInvalid user a from 1.2.3.4\n\x01\n\xff\n") == [
         (2, 29), (30, 31), (32, 33)]
+
+
+requires_ahocorasick = requires(
+    scanner_module.ahocorasick_rs is not None,
+    "needs ahocorasick-rs (setup.cfg's test extra installs it)")
+
+
+def test_plain_engine_without_ahocorasick(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where ahocorasick-rs has no wheel (FreeBSD), a bytes.find pass per factor."""
+    monkeypatch.setattr(scanner_module, "ahocorasick_rs", None)
+    chunk = b"x\nInvalid user a\nAUTH FAILED x\nInvalid user auth failed\n\x01\n"
+    scanner = Scanner(PREFILTERS, 8192, "plain")
+    assert scanner.lines(chunk) == [
+        (2, 16, 0b001), (17, 30, 0b010), (31, 55, 0b011), (56, 57, ALL)]
+    assert _PLAIN_FIND._automata is None  # and the property test below compares with it
+
+
+@requires_ahocorasick
+@PROPERTY
+@given(lines=st.lists(mixed_lines(max_size=300), max_size=25))
+def test_plain_engine_finds_the_same_with_and_without_ahocorasick(lines: list[bytes]) -> None:
+    chunk = b"".join(line + b"\n" for line in lines)
+    assert _PLAIN_FIND.lines(chunk) == signature_scanner("plain", 8192).lines(chunk)
+
+
+def _find_only() -> Scanner:
+    saved, scanner_module.ahocorasick_rs = scanner_module.ahocorasick_rs, None
+    try:
+        return Scanner(Matcher(SIGNATURES).prefilters(), 8192, "plain")
+    finally:
+        scanner_module.ahocorasick_rs = saved
+
+
+_PLAIN_FIND = _find_only()  # the plain engine as on FreeBSD: a pass per factor
 
 
 def test_auto_engine_prefers_hyperscan() -> None:
