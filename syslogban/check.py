@@ -406,7 +406,8 @@ def report(name: str, result: CheckResult, signatures: Sequence[Signature],
     attacks = sum(c.attacks.values())
     many = len(result.addresses)
     print(f"attacks   {attacks} from {many} address{'' if many == 1 else 'es'} "
-          f"({len(signatures)} signatures in use, scanner: {result.engine}, "
+          f"({len(signatures)} signature{'' if len(signatures) == 1 else 's'} in use, "
+          f"scanner: {result.engine}, "
           f"{result.processes} process{'es' if result.processes > 1 else ''})", file=out)
     for sig_id, count in c.attacks.most_common():
         print(f"  {count:>{width}}  {sig_id}", file=out)

@@ -24,7 +24,8 @@ from .durations import parse_duration
 from .errors import SyslogbanError, os_error
 from .examples import check_examples, check_session_examples
 from .record import DEFAULT_MAX_SIZE
-from .signatures import Signature, load_rules, load_session_examples, make_signature, select
+from .signatures import (RuleError, Signature, load_rules, load_session_examples,
+                         make_signature, select)
 
 
 class UsageError(SyslogbanError):
@@ -66,7 +67,11 @@ def _reader_gone() -> int:
 def make_parser() -> argparse.ArgumentParser:
     """The whole command line; also the source of the man page and shell completion."""
     parser = argparse.ArgumentParser(
-        prog="syslogban", description="Blocks mail-server attackers from syslog records.")
+        prog="syslogban",
+        description="Blocks mail-server attackers from syslog records. 'check' shows what it "
+                    "finds in a log, 'run' is the daemon, and status, list, why, block, "
+                    "unblock and reload ask the running daemon. Without --config, "
+                    f"{configuration.DEFAULT_PATH} is read where it exists.")
     parser.add_argument("--version", action="version", version=f"syslogban {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -364,8 +369,7 @@ def _check(args: argparse.Namespace) -> int:
         args.enable = [*config.enable, *args.enable]
         args.disable = [*config.disable, *args.disable]
     if args.pattern:
-        active = [make_signature(f"pattern.{n}", "pattern", "ad-hoc --pattern",
-                                 tuple(args.program), text.replace("<HOST>", "<ADDR>"))
+        active = [_ad_hoc(n, text, tuple(args.program))
                   for n, text in enumerate(args.pattern, start=1)]
     else:
         active = _signatures(args)[1]
@@ -395,6 +399,19 @@ def _check(args: argparse.Namespace) -> int:
     else:
         report(name, result, active, out)
     return 0
+
+
+def _ad_hoc(number: int, text: str, programs: tuple[str, ...]) -> Signature:
+    """A --pattern as a signature; its mistakes said in the terms of --pattern."""
+    pattern = text.replace("<HOST>", "<ADDR>")
+    if pattern.count("<ADDR>") != 1:
+        raise UsageError(f"--pattern '{text}': write <ADDR> (or <HOST>) once, where the "
+                         "client's address stands")
+    try:
+        return make_signature(f"pattern.{number}", "pattern", "ad-hoc --pattern", programs,
+                              pattern)
+    except RuleError as exc:
+        raise UsageError(f"--pattern '{text}': {exc}") from None
 
 
 def _copy_of_stdin() -> IO[bytes]:

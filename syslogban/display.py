@@ -148,14 +148,17 @@ def ordinal(n: int) -> str:
 # ------------------------------------------------------------ the commands
 
 def blocks(answer: Sequence[Mapping[str, Any]], now: float, tz: tzinfo | None = None) -> str:
-    """`syslogban list`: one row per block, with when it started, ends, and what is left."""
+    """`syslogban list`: one row per block, with when it started, ends, and what is left;
+    who decided it (another host, CrowdSec) where any block was decided elsewhere."""
+    remote = any(b.get("origin") for b in answer)
     rows = [(b["target"], b["reason"], b["score"], b["nth"], local_time(b["since"], tz),
              local_time(b["until"], tz) if b["until"] is not None else "permanent",
              human_duration(b["until"] - now if b["until"] is not None else None),
-             b["signatures"])
+             b["signatures"], *((b.get("origin") or "-",) if remote else ()))
             for b in answer]
-    lines = table(("TARGET", "REASON", "SCORE", "NTH", "STARTED", "ENDS", "LEFT", "SIGNATURES"),
-                  rows) if rows else []
+    headers = ("TARGET", "REASON", "SCORE", "NTH", "STARTED", "ENDS", "LEFT", "SIGNATURES",
+               *(("ORIGIN",) if remote else ()))
+    lines = table(headers, rows) if rows else []
     return "\n".join([*lines, f"{_count(len(rows), 'active block')}"]) + "\n"
 
 

@@ -78,6 +78,9 @@ class Inputs:
             log.info("listening on %s", url)
         for sock in activated:
             log.warning("systemd passed a socket no --listen names: %s", sock.getsockname())
+        if not (config.listen or config.stdin or config.omprog):
+            log.warning("no input (--stdin, --omprog or --listen): no record is read; blocks "
+                        "come only from 'syslogban block' and the fleet or CrowdSec")
 
     def close(self) -> None:
         """Stops accepting connections and hands over what is in the inbox."""

@@ -106,6 +106,8 @@ def test_the_package_installs_runs_and_purges_on_a_fresh_debian_12(
         assert typo.returncode == 2 and "/etc/syslogban/syslogban.toml: windw:" in typo.stderr
         run_in(root, "sed -i '1d' /etc/syslogban/syslogban.toml")
         assert "run the daemon" in run_in(root, "MANWIDTH=80 syslogban --help").stdout
+        page = run_in(root, "zcat /usr/share/man/man8/syslogban.8.gz").stdout
+        assert ".SH EXAMPLES" in page and ".SH FILES" in page and ".SH EXIT STATUS" in page
 
         # In a network namespace of its own: a block in nftables, then purge removes all.
         attacks = "\\n".join(ATTACK.format(n=n) for n in range(3))

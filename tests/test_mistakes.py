@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,31 @@ def test_a_bad_flag_shows_the_usage_of_its_command(args: tuple[str, ...]) -> Non
     result = syslogban(*args)
     assert result.returncode == 2
     assert result.stderr.startswith(f"usage: syslogban {args[0]} "), result.stderr
+
+
+def test_a_bad_pattern_is_said_in_the_terms_of_pattern() -> None:
+    no_address = one_error(syslogban("check", "--pattern", "warning: login failed", "-",
+                                     stdin=subprocess.DEVNULL))
+    assert "--pattern 'warning: login failed': write <ADDR> (or <HOST>) once" in no_address
+    broken = one_error(syslogban("check", "--pattern", r"failed from <HOST> (", "-",
+                                 stdin=subprocess.DEVNULL))
+    assert broken.endswith(r"--pattern 'failed from <HOST> (': bad regular expression: "
+                           "missing ), unterminated subpattern")
+
+
+def test_a_daemon_with_no_input_says_so(tmp_path: Path) -> None:
+    """Legitimate (blocks by hand, from the fleet or CrowdSec), but rarely meant."""
+    log = tmp_path / "daemon.log"
+    with open(log, "wb") as err:
+        daemon = subprocess.Popen([sys.executable, "-m", "syslogban", "run", "--backend", "null",
+                                   "--state", str(tmp_path / "state.db"),
+                                   "--control", str(tmp_path / "c.sock")],
+                                  cwd=ROOT, stderr=err, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while "no input (--stdin, --omprog or --listen)" not in log.read_text():
+            assert daemon.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+    finally:
+        daemon.terminate()
+        assert daemon.wait(timeout=30) == 0, log.read_text()

@@ -12,7 +12,8 @@ import pytest
 from test_daemon import ROOT, SYSLOGBAN, Daemon, attack_lines, daemons, start
 
 from syslogban.blocker import Block
-from syslogban.display import because, block_said, human_duration, local_time, table
+from syslogban.display import (because, block_said, blocks, human_duration, local_time,
+                               table)
 from syslogban.durations import PERMANENT
 
 __all__ = ["daemons"]  # the fixture, shared with test_daemon
@@ -67,6 +68,18 @@ def test_a_block_reads_as_one_sentence() -> None:
                                   "'ban' from 'admin' (11th block)")
     assert because("score", 30, ("postfix.sasl",), origin="fleet:mx2") == \
         "score 30 from postfix.sasl, decided by fleet:mx2"
+
+
+def test_list_names_who_decided_a_block_made_elsewhere() -> None:
+    local = {"target": "192.0.2.1", "reason": "score", "score": 30, "nth": 1, "since": 0.0,
+             "until": 120.0, "signatures": ["postfix.sasl"], "origin": ""}
+    remote = {**local, "target": "198.51.100.7", "reason": "crowdsec", "score": 0,
+              "signatures": [], "origin": "crowdsec:cscli/manual 'ban' from 'admin'"}
+    assert "ORIGIN" not in blocks([local], 60.0)
+    lines = blocks([local, remote], 60.0).splitlines()
+    assert lines[0].endswith("  SIGNATURES    ORIGIN")
+    assert lines[1].endswith("  postfix.sasl  -")
+    assert lines[2].endswith("  -             crowdsec:cscli/manual 'ban' from 'admin'")
 
 
 def test_no_command_prints_a_python_repr(tmp_path: Path, daemons: list[Daemon]) -> None:
