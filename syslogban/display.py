@@ -211,7 +211,8 @@ def why(answer: Mapping[str, Any], now: float, tz: tzinfo | None = None) -> str:
     groups = answer.get("per_attempt") or []
     evidence = answer.get("evidence") or []
     if groups:  # the lines of one attempt together, the oldest attempt first
-        lines.append(f"evidence ({_count(len(groups), 'attempt')}, oldest first)")
+        lines.append(f"evidence (the last lines seen: {_count(len(groups), 'attempt')}, "
+                     "oldest first)")
         for number, group in enumerate(groups, start=1):
             lines.append(f"  {number}. {group['service']}")
             lines += [f"     {printable(line)}" for line in group["lines"]]
