@@ -160,25 +160,42 @@ def make_parser() -> argparse.ArgumentParser:
                          help="the daemon's control socket (default: from --config, "
                               "else /run/syslogban/control.sock)")
     control.add_argument("--config", metavar="FILE",
-                         help=f"read the control path from here (default {configuration.DEFAULT_PATH} "
-                              "where it exists)")
-    for name, text in (("status", "show the running daemon's configuration and counters"),
-                       ("reload", "reload rules, allow-list and configuration"),
-                       ("list", "list active blocks: since, until, time left")):
-        p = commands.add_parser(name, parents=[control], help=text)
+                         help="read the control path from here (default "
+                              f"{configuration.DEFAULT_PATH} where it exists)")
+    asks = " Asks the running daemon over its control socket."
+    for name, text, description in (
+            ("status", "show the running daemon's configuration and counters",
+             "The policies, allow-list and rule files in force, and every counter: records "
+             "read and rejected, attempts, blocks, inputs, the firewall."),
+            ("reload", "reload rules, allow-list and configuration",
+             "Rereads the configuration file and the rules, as SIGHUP does. A file with a "
+             "problem is refused whole (the old one stays in force); changes that wait for "
+             "a restart are named."),
+            ("list", "list active blocks: since, until, time left",
+             "The active blocks: target, reason, score, the how-many-th block of the target, "
+             "start, end, time left, signatures, and who decided those made elsewhere.")):
+        p = commands.add_parser(name, parents=[control], help=text, description=description + asks)
         p.set_defaults(func=_control_command, usage=p)
-    p = commands.add_parser("block", parents=[control], help="block an address or prefix")
-    p.add_argument("target", metavar="ADDR")
+    p = commands.add_parser(
+        "block", parents=[control], help="block an address or prefix",
+        description="Blocks an address or a prefix (at most a /8, or /16 for IPv6) now, in the "
+                    "firewall and the state. Allow-listed addresses are refused; a block in "
+                    "force that lasts longer stays unless --replace." + asks)
+    p.add_argument("target", metavar="ADDR", help="an IPv4 or IPv6 address, or a prefix")
     p.add_argument("--for", dest="duration", metavar="DURATION", default="permanent",
                    type=_duration_text,
                    help="30s, 10m, 2h, 1d, 1w (at most 3650d) or permanent (default)")
     p.add_argument("--replace", action="store_true",
                    help="replace a block in force that lasts longer")
     p.set_defaults(func=_control_command, usage=p)
-    for name, text in (("unblock", "lift a block now"),
-                       ("why", "show the evidence, signatures and score behind a block")):
-        p = commands.add_parser(name, parents=[control], help=text)
-        p.add_argument("target", metavar="ADDR")
+    for name, text, description in (
+            ("unblock", "lift a block now",
+             "Lifts the block of ADDR now, or the prefix block that holds it (and says which)."),
+            ("why", "show the evidence, signatures and score behind a block",
+             "The block of ADDR (or the prefix block holding it), its history, the attempts "
+             "per service within the window, and the last log lines seen, per attempt.")):
+        p = commands.add_parser(name, parents=[control], help=text, description=description + asks)
+        p.add_argument("target", metavar="ADDR", help="an IPv4 or IPv6 address, or a prefix")
         p.set_defaults(func=_control_command, usage=p)
 
     p = commands.add_parser("fleet", help="set up or look at the fleet's database (PostgreSQL)")
