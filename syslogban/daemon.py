@@ -199,7 +199,11 @@ class Daemon:
             engine = await asyncio.to_thread(Engine.build, config, self.engine)
             backend = self._new_backend(config)
         except Exception as exc:  # a broken file must never stop the daemon
-            log.error("reload failed, the previous configuration stays in force: %s", exc)
+            problems = str(exc).splitlines() or [type(exc).__name__]
+            log.error("reload failed, the previous configuration stays in force "
+                      "(%d problem%s):", len(problems), "" if len(problems) == 1 else "s")
+            for problem in problems:  # a log line each: the journal and grep see them all
+                log.error("reload failed: %s", problem)
             # one line each: the verdict, then every problem (file: key: reason)
             return {"ok": False, "error": f"reload failed, previous configuration kept:\n{exc}"}
         waiting = restart_needed(self.started_with, config)
