@@ -223,4 +223,5 @@ def _json(output: Any) -> dict[str, Any]:
 
 def _brief(error: str) -> str:
     text = " ".join(str(error).split())
-    return text[:300] + ("..." if len(text) > 300 else "")
+    hint = " (needs root or CAP_NET_ADMIN)" if "Operation not permitted" in text else ""
+    return text[:300] + ("..." if len(text) > 300 else "") + hint

@@ -103,7 +103,7 @@ def test_ad_hoc_pattern_with_program(log: Path) -> None:
                  "--program", "other", str(log))
     assert [json.loads(x)["address"] for x in result.stdout.splitlines()] == ["192.0.2.3"]
     bad = run("check", "--pattern", "no address here", str(log))
-    assert bad.returncode == 2 and "<ADDR> exactly once" in bad.stderr
+    assert bad.returncode == 2 and "write <ADDR> (or <HOST>) once" in bad.stderr
 
 
 def test_replay_lists_who_would_be_blocked(rules: Path, log: Path) -> None:
