@@ -326,7 +326,8 @@ def compile_pattern(pattern: str, binds: bool = False, by_pid: bool = False,
         compiled = re.compile(expanded)
     except (re.error, OverflowError, RecursionError) as exc:  # huge bounds, deep nesting
         # exc.pos counts in the pattern with its placeholders expanded: not the author's
-        raise RuleError(f"bad regular expression: {exc.msg}") from None
+        reason = exc.msg if isinstance(exc, re.error) else exc
+        raise RuleError(f"bad regular expression: {reason}") from None
     caseless = bool(compiled.flags & re.IGNORECASE)
     parsed = sre_parse.parse(expanded)
     literal = _longest_literal(parsed)
