@@ -620,6 +620,10 @@ TEMPLATES: dict[str, list[Template]] = {
           "pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= "
           "rhost={addr}  user={user}",
           signature="sshd.pam-unix-auth-failure"),
+        T("sshd.pam-more", "sshd",
+          "PAM 4 more authentication failures; logname= uid=0 euid=0 tty=ssh ruser= rhost={addr}  "
+          "user={user}",
+          signature="sshd.pam-more-failures"),
         T("sshd.too-many-failures", "sshd",
           "Connection from {addr} port 51353 on 192.0.2.1 port 22",
           "Disconnecting: Too many authentication failures for invalid user {user} [preauth]",
