@@ -15,6 +15,9 @@ Rules of this file:
   is held (correlation.py); the binding record that names it later reports
   it, in place of any attack of its own (which would report the same
   connection's end).
+* A record in rsyslog's "message repeated N times: [...]" wrapper is matched
+  on the message inside (a failed login in it counts its N copies too), one
+  with Solaris' "[ID N facility.level] " on the message after it.
 
 Theory of operation: records are dispatched on their program tag (the list of
 candidate signatures is computed once per distinct tag and cached), then each
@@ -127,6 +130,9 @@ class Matcher:
         prefilters()); -1, all of them, when nobody looked.
         """
         message = record.message
+        repeats = 0
+        if message.startswith(_WRAPPED):
+            message, repeats = _unwrapped(message)
         lowered = None
         late: Attack | None = None
         for signature, _ in (self._candidates(record.program) if mask == -1
@@ -170,12 +176,16 @@ class Matcher:
             count = 1
             if signature.role == COUNT:
                 count = min(int(m.group("count") or 1), MAX_COUNT)
+            role = signature.role
+            if repeats and role == ATTEMPT:
+                # the first of them was logged before: a count that takes it in
+                role, count = COUNT, min(repeats + 1, MAX_COUNT)
             if signature.sessioned:  # the session id the daemon writes next to the address
                 session = m.group("session") or session
             if session is not None and record.hostname is not None:
                 session = f"{record.hostname}/{session}"  # ids of different hosts never meet
             return _new(Attack, (address, signature.id, signature.service, signature.danger,
-                                 signature.role, session, count, signature.serves))
+                                 role, session, count, signature.serves))
         return late
 
     def _late(self, held: Held, address: str, session: str, record: Record) -> Attack:
@@ -184,7 +194,8 @@ class Matcher:
         if record.hostname is not None:
             session = f"{record.hostname}/{session}"
         # Several lines of one signature are as many attempts: a count.
-        role, count = (signature.role, 1) if held.count == 1 else (COUNT, held.count)
+        role, count = ((signature.role, 1) if held.count == 1
+                       else (COUNT, min(held.count, MAX_COUNT)))
         return Attack(address, signature.id, signature.service, signature.danger,
                       role, session, count, signature.serves)
 
@@ -209,6 +220,26 @@ def _blockable(text: str) -> str | None:
 
 _UNSEEN = object()
 _ADDRESS_CACHE_LIMIT = 4096
+
+
+# What the system, not the program, puts in front of a program's message:
+# * rsyslog's repeated-message reduction (runtime/ratelimit.c,
+#   $RepeatedMsgReduction, on in Ubuntu's rsyslog.conf): " message repeated %d
+#   times: [%.800s]" in place of the suppressed copies, the message inside;
+# * Solaris' syslog(3) message id, "[ID %u %s.%s] " (msgid, facility.level).
+_WRAPPED = ("message repeated ", "[ID ")
+_REPEATED = re.compile(r"message repeated (\d{1,9}) times: \[ *+(.*)\]", re.DOTALL)
+_SOLARIS_ID = re.compile(r"\[ID \d{1,10} [a-z0-9]{1,16}\.[a-z]{1,16}\] ")
+
+
+def _unwrapped(message: str) -> tuple[str, int]:
+    """The program's message inside the system's wrapper, and how often
+    rsyslog suppressed it."""
+    m = _REPEATED.fullmatch(message)
+    if m is not None:
+        return m.group(2), int(m.group(1))
+    m = _SOLARIS_ID.match(message)
+    return (message, 0) if m is None else (message[m.end():], 0)
 
 
 def _session(signature: Signature, m: re.Match[str], record: Record) -> str | None:

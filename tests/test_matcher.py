@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from syslogban.matcher import Attack, Matcher
 from syslogban.record import Record
-from syslogban.signatures import make_signature
+from syslogban.signatures import COUNT, make_signature
 
 NOW = 1_800_000_000.0
 
@@ -105,3 +105,29 @@ def test_a_count_line_reports_at_most_max_count_attempts() -> None:
     assert m.match(rec(line.format(3, 5)), NOW).count == 3  # type: ignore[union-attr]
     attack = m.match(rec(line.format(999999, 999999)), NOW)
     assert attack is not None and attack.count == MAX_COUNT == 100
+
+
+def test_rsyslog_repeated_message_is_matched_inside_and_counts_its_copies() -> None:
+    """runtime/ratelimit.c: " message repeated %d times: [%.800s]" (Ubuntu's rsyslog)."""
+    sig = make_signature("sshd.failed", "sshd", "d", ("sshd",),
+                         r"Failed password for <USER> from <ADDR> port \d+ ssh2$")
+    m = Matcher([sig])
+    attack = m.match(Record("message repeated 3 times: [ Failed password for root from "
+                            "192.0.2.9 port 22 ssh2]", "sshd", 7), 0)
+    assert attack is not None and (attack.address, attack.role, attack.count) == \
+        ("192.0.2.9", COUNT, 4)
+    # the wrapper is rsyslog's: a program's own text that merely starts so is not unwrapped
+    assert m.match(Record("message repeated 3 times: Failed password for root from "
+                          "192.0.2.9 port 22 ssh2", "sshd", 7), 0) is None
+    # and its count is a count like any other: at most MAX_COUNT
+    attack = m.match(Record("message repeated 999999999 times: [ Failed password for root "
+                            "from 192.0.2.9 port 22 ssh2]", "sshd", 7), 0)
+    assert attack is not None and attack.count == 100
+
+
+def test_solaris_message_id_is_the_systems_not_the_programs() -> None:
+    sig = make_signature("sshd.invalid", "sshd", "d", ("sshd",),
+                         r"Invalid user <USER> from <ADDR> port \d+$")
+    attack = Matcher([sig]).match(Record("[ID 800047 auth.info] Invalid user a from 192.0.2.8 "
+                                         "port 22", "sshd", 7), 0)
+    assert attack is not None and attack.address == "192.0.2.8"
