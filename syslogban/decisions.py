@@ -7,7 +7,11 @@ Rules of this file:
   state file, the firewall or a socket.
 * Evidence is bounded: the last EVIDENCE_LINES lines of the most recent
   EVIDENCE_ADDRESSES addresses, each with the attempt it reports (`why`
-  groups them); a block carries a copy of its own.
+  groups them); a block carries a copy of its own. It is bounded in
+  characters too: a line keeps its first EVIDENCE_WIDTH, and all lines
+  together at most EVIDENCE_CHARACTERS (the least recent addresses go
+  first): records of 8 KiB, which any local user can write, made the
+  bound by count alone 5 GiB.
 * The blocker scores attempts, not lines (attempts.py): a line adds what its
   detection counted.
 * A reload replaces the blocker with one of the new policy: active blocks,
@@ -40,28 +44,38 @@ class Evidence(NamedTuple):
 EVIDENCE_LINES = 10         # kept per address, shown by `why` (a few attempts' lines)
 _new = tuple.__new__        # _new(Evidence, fields): without its keyword handling
 EVIDENCE_ADDRESSES = 65536  # addresses with evidence kept (the most recent)
+EVIDENCE_WIDTH = 1024       # characters of a line kept (mail logs' lines are shorter)
+EVIDENCE_CHARACTERS = 64 << 20  # of all lines kept together
 
 
 class Decisions:
     def __init__(self, config: BlockerConfig) -> None:
         self.blocker = Blocker(config)
         self.evidence: OrderedDict[str, tuple[Evidence, ...]] = OrderedDict()
+        self._characters = 0  # of the evidence kept
 
     def decide(self, detection: Detection, now: float) -> tuple[Block, list[str]] | None:
         """Keeps the record as evidence and scores what its attempt adds: a block, or None."""
         attack = detection.attack
         address = attack.address
-        line = _new(Evidence, (detection.counted.attempt, attack.service,
-                               detection.record.message))
+        message = detection.record.message
+        if len(message) > EVIDENCE_WIDTH:
+            message = message[:EVIDENCE_WIDTH - 3] + "..."
+        line = _new(Evidence, (detection.counted.attempt, attack.service, message))
         evidence = self.evidence
         lines = evidence.get(address)
         if lines is None:  # tuples: one line (most addresses) costs no list
             evidence[address] = (line,)
-            if len(evidence) > EVIDENCE_ADDRESSES:
-                evidence.popitem(last=False)
         else:
             evidence.move_to_end(address)
-            lines = evidence[address] = (*lines[1 - EVIDENCE_LINES:], line)
+            kept = lines[1 - EVIDENCE_LINES:]
+            self._characters -= sum(len(e.message) for e in lines[:len(lines) - len(kept)])
+            evidence[address] = (*kept, line)
+        self._characters += len(message)
+        while len(evidence) > EVIDENCE_ADDRESSES or (
+                self._characters > EVIDENCE_CHARACTERS and len(evidence) > 1):
+            _, forgotten = evidence.popitem(last=False)
+            self._characters -= sum(len(e.message) for e in forgotten)
         block = self.blocker.observe(attack, now, detection.counted)
         return None if block is None else (block, [e.message for e in evidence[address]])
 
