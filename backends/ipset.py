@@ -138,7 +138,7 @@ class IpsetBackend(Backend):
                                "_ . or -, at most 25 in all")
         try:
             self.maxelem = int(maxelem)
-        except ValueError:
+        except (ValueError, TypeError):
             raise BackendError(f"ipset: maxelem {maxelem!r} is not a number") from None
         if not 1 <= self.maxelem < 2**32:
             raise BackendError(f"ipset: maxelem {self.maxelem} is out of range")

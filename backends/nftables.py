@@ -48,10 +48,23 @@ _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
 _PORT = re.compile(r"[a-z][a-z0-9-]{0,31}|[0-9]{1,5}")
 
 
-def _words(value: str | Iterable[Any]) -> list[str]:
+def _words(key: str, value: str | Iterable[Any]) -> list[str]:
     """A list option, from TOML (a list) or a flag ("a,b")."""
+    if not isinstance(value, (str, list, tuple)):
+        raise BackendError(f"nftables: {key}: a list or a text of names, such as "
+                           "[\"smtp\", \"submission\"] or \"smtp,submission\"")
     items = value.split(",") if isinstance(value, str) else list(value)
     return [str(item).strip() for item in items if str(item).strip()]
+
+
+def _priority(value: int | str) -> int:
+    """The chains' priority, from TOML (a number) or a flag (its digits)."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,10}\s*", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not -2**31 <= value < 2**31:
+        raise BackendError(f"nftables: priority {value!r}: a whole number (the chains' "
+                           "priority, such as -10)")
+    return value
 
 
 class NftablesBackend(Backend):
@@ -62,10 +75,10 @@ class NftablesBackend(Backend):
                  action: str = "drop", ports: str | Iterable[Any] = (),
                  priority: int | str = -10) -> None:
         self.table = table
-        self.hooks = _words(hooks)
+        self.hooks = _words("hooks", hooks)
         self.action = action
-        self.ports = _words(ports)
-        self.priority = int(priority)
+        self.ports = _words("ports", ports)
+        self.priority = _priority(priority)
         if not _NAME.fullmatch(table):
             raise BackendError(f"nftables: table name {table!r}: letters, digits and _ only")
         if not set(self.hooks) <= {"input", "forward"}:

@@ -298,3 +298,24 @@ def test_the_default_configuration_file_is_read_when_none_is_named(
     assert cli.main(["config", "check"]) == 0
     assert capsys.readouterr().out.startswith(
         f"no configuration file ({tmp_path}/absent.toml does not exist), the defaults: ok")
+
+
+@pytest.mark.parametrize(("backend", "options", "said"), [
+    ("nftables", 'priority = "x"', "nftables: priority 'x': a whole number"),
+    ("nftables", "priority = 1e30", "nftables: priority 1e+30: a whole number"),
+    ("nftables", "ports = {smtp = 1}", "nftables: ports: a list or a text of names"),
+    ("nftables", "hooks = 7", "nftables: hooks: a list or a text of names"),
+    ("nftables", "zzz = 1", "nftables: no option 'zzz' (options: table, hooks, action, ports,"
+                            " priority)"),
+    ("ipset", "maxelem = [1]", "ipset: maxelem [1] is not a number"),
+    ("null", "zzz = 1", "null: no option 'zzz' (it takes none)"),
+])
+def test_a_driver_option_of_the_wrong_kind_is_one_line_naming_it(
+        tmp_path: Path, backend: str, options: str, said: str) -> None:
+    """Before: a traceback (priority = "x"), a check that passed and a start that
+    failed (priority = 1e30, ports = {...}), or ') got an unexpected keyword'."""
+    path = tmp_path / "syslogban.toml"
+    path.write_text(f'backend = "{backend}"\n[backend_options]\n{options}\n')
+    result = run("config", "check", "--config", str(path))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"syslogban: error: {path}: backend_options: {said}")
