@@ -6,6 +6,7 @@ through the driver under test.
 
 from __future__ import annotations
 
+import os
 import time
 from functools import partial
 from typing import Any
@@ -98,6 +99,24 @@ def test_a_batch_with_one_failing_change_changes_nothing(netns: str) -> None:
     message = run_in(netns, failing_batch)
     assert message.startswith("nftables: a batch of 3 changes refused")
     assert kernel_elements(netns) == {"192.0.2.0/24": 60}
+
+
+def start_without_rights() -> str:
+    os.setgroups([])
+    os.setgid(65534)  # nobody: no CAP_NET_ADMIN
+    os.setuid(65534)
+    try:
+        backend().start()
+    except BackendError as exc:
+        return str(exc)
+    return "no error"
+
+
+def test_a_refusal_for_want_of_rights_says_what_it_needs(netns: str) -> None:
+    message = run_in(netns, start_without_rights)
+    assert message.startswith("nftables: creating the table, sets and chains refused: ")
+    assert message.endswith("Operation not permitted (needs root or CAP_NET_ADMIN)")
+    assert nft_json(netns, "list", "tables")["nftables"][1:] == []  # nothing made
 
 
 def test_the_kernel_ends_blocks_on_time(netns: str) -> None:

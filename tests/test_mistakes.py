@@ -119,6 +119,10 @@ def test_a_bad_pattern_is_said_in_the_terms_of_pattern() -> None:
                                  stdin=subprocess.DEVNULL))
     assert broken.endswith(r"--pattern 'failed from <HOST> (': bad regular expression: "
                            "missing ), unterminated subpattern")
+    huge = one_error(syslogban("check", "--pattern", "<ADDR> x{4294967296}", "-",
+                               stdin=subprocess.DEVNULL))  # OverflowError: no re.error.msg
+    assert huge.endswith("--pattern '<ADDR> x{4294967296}': bad regular expression: "
+                         "the repetition number is too large")
 
 
 def test_a_daemon_with_no_input_says_so(tmp_path: Path) -> None:

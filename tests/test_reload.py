@@ -22,6 +22,14 @@ def test_reload_refuses_what_run_refuses_and_keeps_running(
     assert failed.returncode == 2 and "previous configuration kept" in failed.stderr
     assert f"{config}: backend: unknown firewall backend 'iptables'" in failed.stderr
     assert f"{config}: services.dovcot: no rule file has a service dovcot" in failed.stderr
+    logged = d.log.read_text().splitlines()  # a line each, as grep and the journal see them
+    assert any(line.endswith("reload failed, the previous configuration stays in force "
+                             "(2 problems):") for line in logged), logged
+    assert any(line.endswith(f"reload failed: {config}: backend: unknown firewall backend "
+                             "'iptables' (one of: ipfw, ipset, nftables, null, pf)")
+               for line in logged), logged
+    assert any(f"ERROR syslogban: reload failed: {config}: services.dovcot: no rule file "
+               "has a service dovcot (did you mean dovecot?" in line for line in logged), logged
     d.send(attack_lines("192.0.2.1"))  # still running, with the old configuration
     d.wait_for(lambda: d.reported() == ["192.0.2.1"], "a block with the old configuration")
     refused = subprocess.run([*SYSLOGBAN, "run", "--stdin", "--config", str(config),
