@@ -217,7 +217,7 @@ def why(answer: Mapping[str, Any], now: float, tz: tzinfo | None = None) -> str:
             lines.append(f"  {number}. {group['service']}")
             lines += [f"     {printable(line)}" for line in group["lines"]]
     else:
-        lines.append(f"evidence ({_count(len(evidence), 'line')})" if evidence
+        lines.append(f"evidence (the last {_count(len(evidence), 'line')} seen)" if evidence
                      else "evidence  -")
         lines += [f"  {printable(line)}" for line in evidence]
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from test_daemon import ROOT, SYSLOGBAN, Daemon, attack_lines, daemons, start
 
 from syslogban.blocker import Block
 from syslogban.display import (because, block_said, blocks, human_duration, local_time,
-                               table)
+                               table, why)
 from syslogban.durations import PERMANENT
 
 __all__ = ["daemons"]  # the fixture, shared with test_daemon
@@ -80,6 +80,16 @@ def test_list_names_who_decided_a_block_made_elsewhere() -> None:
     assert lines[0].endswith("  SIGNATURES    ORIGIN")
     assert lines[1].endswith("  postfix.sasl  -")
     assert lines[2].endswith("  -             crowdsec:cscli/manual 'ban' from 'admin'")
+
+
+def test_why_says_its_evidence_is_the_last_lines_seen() -> None:
+    """Evidence is bounded (decisions.py): an admin must not read it as all there was."""
+    lines = ["warning: unknown[192.0.2.1]: SASL LOGIN authentication failed: x"] * 2
+    grouped = why({"target": "192.0.2.1", "evidence": lines,
+                   "per_attempt": [{"service": "postfix", "lines": lines}]}, 0.0)
+    assert "evidence (the last lines seen: 1 attempt, oldest first)\n  1. postfix\n" in grouped
+    assert "evidence (the last 2 lines seen)\n" in why({"target": "192.0.2.1",
+                                                        "evidence": lines}, 0.0)
 
 
 def test_no_command_prints_a_python_repr(tmp_path: Path, daemons: list[Daemon]) -> None:
