@@ -133,7 +133,7 @@ class IpsetBackend(Backend):
         if _MISSING is not None:
             raise BackendError(f"ipset: pyroute2 is needed ({_MISSING}); "
                                "install it in syslogban's environment (Linux only)")
-        if not _NAME.fullmatch(set_name):
+        if not isinstance(set_name, str) or not _NAME.fullmatch(set_name):
             raise BackendError(f"ipset: set_name {set_name!r}: a letter, then letters, digits, "
                                "_ . or -, at most 25 in all")
         try:

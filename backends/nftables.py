@@ -79,7 +79,7 @@ class NftablesBackend(Backend):
         self.action = action
         self.ports = _words("ports", ports)
         self.priority = _priority(priority)
-        if not _NAME.fullmatch(table):
+        if not isinstance(table, str) or not _NAME.fullmatch(table):
             raise BackendError(f"nftables: table name {table!r}: letters, digits and _ only")
         if not set(self.hooks) <= {"input", "forward"}:
             raise BackendError("nftables: hooks may be input and forward (or none)")

@@ -307,7 +307,9 @@ def test_the_default_configuration_file_is_read_when_none_is_named(
     ("nftables", "hooks = 7", "nftables: hooks: a list or a text of names"),
     ("nftables", "zzz = 1", "nftables: no option 'zzz' (options: table, hooks, action, ports,"
                             " priority)"),
+    ("nftables", "table = 5", "nftables: table name 5: letters, digits and _ only"),
     ("ipset", "maxelem = [1]", "ipset: maxelem [1] is not a number"),
+    ("ipset", "set_name = 5", "ipset: set_name 5: a letter, then letters"),
     ("null", "zzz = 1", "null: no option 'zzz' (it takes none)"),
 ])
 def test_a_driver_option_of_the_wrong_kind_is_one_line_naming_it(
