@@ -35,6 +35,18 @@ def test_evidence_is_bounded_in_characters(monkeypatch: pytest.MonkeyPatch) -> N
     lengths = [len(e.message) for lines in kept.evidence.values() for e in lines]
     assert max(lengths) == decisions.EVIDENCE_WIDTH
     assert (1 << 20) - decisions.EVIDENCE_WIDTH * 3 < sum(lengths) <= 1 << 20
+    assert kept._characters == sum(lengths)  # the running total never drifts
     assert "2001:db8::18f" in kept.evidence and "2001:db8::0" not in kept.evidence
     newest = kept.evidence["2001:db8::18f"][-1].message
     assert newest.startswith("warning: unknown[2001:db8::18f]") and newest.endswith("...")
+
+
+def test_the_character_count_follows_lines_that_make_way() -> None:
+    """Past EVIDENCE_LINES an address's oldest line goes: its characters with it."""
+    kept = Decisions(BlockerConfig())
+    for ref in range(1, 3 * decisions.EVIDENCE_LINES):
+        kept.decide(detection("192.0.2.7", "x" * ref, ref), NOW)
+    lines = kept.evidence["192.0.2.7"]
+    assert [len(e.message) for e in lines] == list(
+        range(2 * decisions.EVIDENCE_LINES, 3 * decisions.EVIDENCE_LINES))
+    assert kept._characters == sum(len(e.message) for e in lines)
