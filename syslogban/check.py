@@ -30,7 +30,7 @@ from .durations import PERMANENT, format_duration
 from .framing import LineFramer
 from .matcher import Attack, Matcher
 from .pipeline import Counters, Detection, Pipeline, newlines, shorten, untagged_summary
-from .record import REJECT_REASONS, RecordParser
+from .record import REJECT_REASONS, Record, RecordParser
 from .scanner import Scanner
 from .signatures import Signature
 from .sources import widen_pipe
@@ -43,7 +43,7 @@ WARM_UP_COST = 0.25           # reading for bindings / checking, per byte (measu
 MERGE_COST = 0.2              # counting a range's attempts / checking it (measured: 6.4/34 us)
 
 
-Found = tuple[int, Attack, float | None]  # line number, attack, record time
+Found = tuple[int, Attack, Record]  # line number, attack, its record
 
 
 def _json(lineno: int, attack: Attack, counted: Counted) -> str:
@@ -152,7 +152,7 @@ class Checker:
     def _detect(detections: list[Detection], addresses: Counter[str], attempts: Counter[str],
                 jsonl: TextIO | None, replay: Replay | None, kept: list[Found] | None) -> None:
         if kept is not None:  # a range: its attempts are counted in file order by the parent
-            kept.extend((d.lineno, d.attack, d.record.timestamp) for d in detections)
+            kept.extend((d.lineno, d.attack, d.record) for d in detections)
             for detection in detections:
                 addresses[detection.attack.address] += 1
             return
@@ -195,11 +195,11 @@ class Checker:
             # Attempts span range cuts: the ranges' detections are accounted here,
             # in file order, by the accountant that saw everything before them.
             lines = []
-            for lineno, attack, stamp in part.detections or ():
-                if stamp is not None:
-                    pipeline.clock = stamp
-                counted = pipeline.accountant.observe(
-                    attack, clock if pipeline.clock is None else pipeline.clock, lineno)
+            for lineno, attack, record in part.detections or ():
+                if record.timestamp is not None:
+                    pipeline.clock = record.timestamp
+                counted = pipeline.count(
+                    attack, record, clock if pipeline.clock is None else pipeline.clock, lineno)
                 part.attempts[attack.address] += counted.new
                 lines.append(_json(lineno, attack, counted))
             part.detections = None

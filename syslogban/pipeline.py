@@ -7,9 +7,10 @@ Rules of this file:
   Lines the scanner passes over are parsed lines by the scanner's contract.
 * Every detection says which attempt it reports (attempts.py), on the
   record's own clock where the parser read one (check), else on `now`.
-  A record that repeats the one before it at another severity is the same
-  line written to two logs (Exim's syslog_duplication: main and reject log):
-  it reports the attempt the first one did.
+  A record that repeats its process's last detection at another severity is
+  the same line written to two logs (Exim's syslog_duplication: main and
+  reject log): it reports the attempt the first one did, whatever other
+  processes logged between the two (Echoes).
 """
 
 from __future__ import annotations
@@ -55,6 +56,35 @@ def shorten(line: str) -> str:
 
 
 UNCOUNTED = Counted(0, 0, 0)  # a detection whose attempt is counted elsewhere
+_ECHO_SOURCES = 4096  # processes whose last detection is kept (then all are forgotten)
+
+
+class Echoes:
+    """The last detection of each process (host, program, pid), to tell the
+    second copy of a line written to two logs at two severities. Per process,
+    not the last record: other daemons' lines fall between the two copies."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str | None, str | None, int | None],
+                         tuple[Record, Counted]] = {}
+
+    def attempt(self, record: Record) -> int | None:
+        """The attempt of the line `record` repeats at another severity, or None."""
+        if record.severity is None:
+            return None
+        last = self._last.get((record.hostname, record.program, record.pid))
+        if (last is None or last[0].severity in (None, record.severity)
+                or last[0]._replace(severity=record.severity) != record):
+            return None
+        return last[1].attempt
+
+    def note(self, record: Record, counted: Counted) -> None:
+        last = self._last
+        if len(last) >= _ECHO_SOURCES:
+            last.clear()  # a forgotten first copy only makes its second count again
+        last[(record.hostname, record.program, record.pid)] = (record, counted)
 
 
 class Detection(NamedTuple):
@@ -75,7 +105,7 @@ def newlines(data: bytes) -> int:
 
 class Pipeline:
     __slots__ = ("parser", "matcher", "scanner", "accountant", "counters", "lines_before",
-                 "facilities", "ignored_programs", "clock", "account", "_last")
+                 "facilities", "ignored_programs", "clock", "account", "echoes")
 
     def __init__(self, parser: RecordParser, matcher: Matcher, scanner: Scanner,
                  lines_before: int = 0, facilities: frozenset[int] | None = None,
@@ -89,7 +119,7 @@ class Pipeline:
         # attempts the parent process counts in file order (check.py).
         self.account = True
         self.clock: float | None = None  # the last record time read (undated records)
-        self._last: tuple[Record, Counted] | None = None  # the last detection
+        self.echoes = Echoes()  # lines written to two logs
         self.counters = Counters()
         self.lines_before = lines_before  # line numbers start after these (a slice of a file)
         # Records that carry a PRI of another facility are not matched; records
@@ -144,14 +174,14 @@ class Pipeline:
             if record.timestamp is not None:
                 self.clock = record.timestamp
             when = now if self.clock is None else self.clock
-            last = self._last
-            if not self.account:
-                counted = UNCOUNTED
-            elif (last is not None and record.severity is not None
-                    and last[0].severity not in (None, record.severity)
-                    and last[0]._replace(severity=record.severity) == record):
-                counted = Counted(last[1].attempt, 0, 0)  # one line, in two logs
-            else:
-                counted = self.accountant.observe(attack, when, lineno)
-            self._last = (record, counted)
+            counted = self.count(attack, record, when, lineno) if self.account else UNCOUNTED
             found.append(_new(Detection, (lineno, attack, record, counted)))
+
+    def count(self, attack: Attack, record: Record, when: float, lineno: int) -> Counted:
+        """What the detection of `record` adds to its attempts: nothing when the
+        line is the second copy of one written to two logs."""
+        echoed = self.echoes.attempt(record)
+        counted = (Counted(echoed, 0, 0) if echoed is not None
+                   else self.accountant.observe(attack, when, lineno))
+        self.echoes.note(record, counted)
+        return counted

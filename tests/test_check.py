@@ -53,6 +53,25 @@ def test_parallel_ranges_equal_one_process(tmp_path: Path, monkeypatch: pytest.M
     assert serial_out.getvalue().count("\n") == sum(serial.counters.attacks.values()) > 100
 
 
+@pytest.mark.parametrize("processes", [2, 3])
+def test_parallel_ranges_count_a_line_written_to_two_logs_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, processes: int) -> None:
+    """Exim's main and reject log (two severities): the parent, which counts the
+    ranges' attempts, knows the copies as the pipeline does, across range cuts too."""
+    path = tmp_path / "exim.log"
+    with open(path, "w") as log:
+        for n in range(600):
+            line = (f"Dec  3 10:13:38 mx exim[{9000 + n}]: LOGIN authenticator failed for (vm) "
+                    f"[198.51.100.{n % 200}]: 535 Incorrect authentication data\n")
+            log.write(f"<22>{line}<21>{line}")
+    monkeypatch.setattr(check_module, "PARALLEL_MIN_BYTES", 0)
+    parallel = check_path(str(path), SIGNATURES, jsonl=None, replay=None, max_size=8192,
+                          processes=processes, now=NOW)
+    assert parallel.processes == processes
+    assert sum(parallel.attempts.values()) == 600  # was 900 and more: each range's copies
+    assert sum(parallel.addresses.values()) == 1200
+
+
 def test_small_files_and_replay_stay_in_one_process(tmp_path: Path) -> None:
     path = mixed_log(tmp_path)
     assert check_path(str(path), SIGNATURES, jsonl=None, replay=None, max_size=8192,

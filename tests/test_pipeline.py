@@ -420,3 +420,11 @@ def test_a_line_written_to_two_logs_reports_one_attempt() -> None:
     again = pipeline.feed(b"<22>Dec  3 10:13:41 " + line + b"\n<22>Dec  3 10:13:41 "
                           + line + b"\n", NOW)
     assert [d.counted.new for d in again] == [1, 1]
+    # another daemon's line between the two copies (the records of all processes
+    # interleave): still one attempt, the copy is of its own process's line
+    other = b"<22>Dec  3 10:13:42 exim[9351]: LOGIN authenticator failed for (vm) [192.0.2.9]:"
+    between = pipeline.feed(b"<22>Dec  3 10:13:42 " + line + b"\n" + other + b"\n<21>Dec  3 "
+                            b"10:13:42 " + line + b"\n", NOW)
+    assert [(d.attack.address, d.counted.new) for d in between] == [
+        ("198.51.100.41", 1), ("192.0.2.9", 1), ("198.51.100.41", 0)]
+    assert between[2].counted.attempt == between[0].counted.attempt
