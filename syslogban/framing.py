@@ -73,6 +73,11 @@ class OctetFramer:
         self._skip = 0          # bytes of an overlong counted frame still to drop
         self.broken = False     # framing lost: the caller closes the connection
 
+    @property
+    def pending(self) -> bool:
+        """Whether a frame is begun and not complete (bytes kept or still to skip)."""
+        return bool(self._buffer or self._skip)
+
     def feed(self, data: bytes) -> list[bytes]:
         if self.broken:
             return []

@@ -31,8 +31,9 @@ from typing import Any
 
 from .config import Config
 from .framing import LineFramer
-from .sources import (READ_SIZE, InputCounters, SenderGate, activated_sockets, listen_tcp,
-                      listen_udp, listen_unix, read_stream, stdin_reader, udp_drops)
+from .sources import (READ_SIZE, InputCounters, SenderGate, TcpLimits, activated_sockets,
+                      listen_tcp, listen_udp, listen_unix, read_stream, stdin_reader,
+                      udp_drops)
 
 log = logging.getLogger("syslogban")
 
@@ -72,9 +73,11 @@ class Inputs:
                 self._sockets.append(await listen_udp(host, int(port), self.receive,
                                                       config.udp_buffer, activated))
             else:
+                limits = TcpLimits(config.max_record_size, config.tcp_max_connections,
+                                   config.tcp_per_sender, config.tcp_idle,
+                                   config.tcp_frame_timeout)
                 self._servers.append(await listen_tcp(
-                    host, int(port), self.receive_stream, config.max_record_size,
-                    config.tcp_max_connections, config.tcp_idle, self.counters, activated))
+                    host, int(port), self.receive_stream, limits, self.counters, activated))
             log.info("listening on %s", url)
         for sock in activated:
             log.warning("systemd passed a socket no --listen names: %s", sock.getsockname())

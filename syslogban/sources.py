@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .framing import OctetFramer
+from .slots import Slots
 
 READ_SIZE = 1 << 20
 
@@ -110,7 +111,9 @@ class InputCounters:
     refused_sender: int = 0    # not in the sender allow-list: dropped, never matched
     rate_limited: int = 0      # over the per-sender rate: dropped
     connections: int = 0
-    connections_refused: int = 0
+    connections_refused: int = 0   # the table was full and the sender held its fair share
+    connections_evicted: int = 0   # closed to make room for another (slots.py)
+    frame_timeouts: int = 0        # closed with a frame left incomplete too long
     framing_errors: int = 0    # TCP streams whose framing was lost (closed)
     kernel_drops: int = 0      # UDP datagrams the kernel dropped (full buffer)
 
@@ -261,37 +264,56 @@ def _replace_stale_socket(path: str) -> None:
     raise OSError(f"{path}: another program is reading this socket")
 
 
+@dataclass(frozen=True, slots=True)
+class TcpLimits:
+    max_size: int                 # record size limit (framing)
+    connections: int              # slots in all
+    per_sender: int               # slots one sender address may hold
+    idle: float                   # seconds a connection may stay silent between frames
+    frame_timeout: float          # seconds a frame may stay incomplete
+
+
 async def listen_tcp(host: str, port: int, deliver: Callable[[list[bytes], str], None],
-                     max_size: int, max_connections: int, idle: float,
-                     counters: InputCounters, activated: list[socket.socket]) -> asyncio.Server:
-    """RFC 6587 over TCP; each connection framed on its own, none can stall another."""
-    open_connections = 0
+                     limits: TcpLimits, counters: InputCounters,
+                     activated: list[socket.socket]) -> asyncio.Server:
+    """RFC 6587 over TCP; each connection framed on its own, none can stall
+    another, and no sender can hold the slots of others (slots.py)."""
+    loop = asyncio.get_running_loop()
+    slots = Slots(limits.connections, limits.per_sender)
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal open_connections
         peer = writer.get_extra_info("peername")
         sender = peer[0] if isinstance(peer, tuple) else "local"
-        if open_connections >= max_connections:
+        slot = slots.admit(sender, loop.time(), writer.transport.abort)
+        counters.connections_evicted = slots.evicted
+        if slot is None:
             counters.connections_refused += 1
-            writer.close()
+            writer.transport.abort()
             return
-        open_connections += 1
         counters.connections += 1
-        framer = OctetFramer(max_size)
+        framer = OctetFramer(limits.max_size)
         try:
             while not framer.broken:
-                data = await asyncio.wait_for(reader.read(READ_SIZE), idle)
+                wait = limits.idle if slot.partial_since is None else \
+                    slot.partial_since + limits.frame_timeout - loop.time()
+                try:
+                    data = await asyncio.wait_for(reader.read(READ_SIZE), max(wait, 0.0))
+                except asyncio.TimeoutError:
+                    if slot.partial_since is not None:
+                        counters.frame_timeouts += 1
+                    break
                 if not data:
                     break
                 records = framer.feed(data)
+                slots.progress(slot, loop.time(), bool(records), framer.pending)
                 if records:
                     deliver(records, sender)
             if framer.broken:
                 counters.framing_errors += 1
-        except (asyncio.TimeoutError, ConnectionError):
-            pass  # idle or gone: the connection ends, the others go on
+        except ConnectionError:
+            pass  # gone (or evicted): the connection ends, the others go on
         finally:
-            open_connections -= 1
+            slots.release(slot)
             writer.close()
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -220,3 +220,73 @@ def test_omprog_transactions_and_signals(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)  # signalOnClose
     assert proc.wait(timeout=30) == 0
     assert "stopped (blocks kept in place" in (tmp_path / "log").read_text()
+
+
+# ---------------------------------------------- TCP: no sender takes every slot
+
+def _hold_half_frames(port: int, count: int, sources: list[str]) -> list[socket.socket]:
+    """`count` connections, spread over the source addresses, each stopped in
+    the middle of a frame (octet-counted or LF), as a greedy local process would."""
+    held = []
+    for n in range(count):
+        s = socket.socket()
+        s.bind((sources[n % len(sources)], 0))
+        try:
+            s.connect(("127.0.0.1", port))
+            s.sendall(b"500 half a frame" if n % 2 else b"<20>a line without its end")
+        except OSError:  # refused or reset by the listener: it holds nothing
+            s.close()
+            continue
+        held.append(s)
+    return held
+
+
+@pytest.mark.parametrize("attackers, relay", [
+    (["127.0.0.1"], "127.0.0.2"),                          # one greedy sender
+    ([f"127.0.1.{n}" for n in range(1, 21)], "127.0.0.2"),  # twenty of them fill the table
+    (["127.0.0.1"], "127.0.0.1"),                          # the relay shares its address
+])
+def test_hundreds_of_half_frames_leave_a_relay_its_slot(
+        tmp_path: Path, daemons: list[Daemon], attackers: list[str], relay: str) -> None:
+    """300 connections stopped mid-frame (the table holds 256), then a relay's
+    records: blocked within a second, long before any timeout frees a slot."""
+    port = free_port(socket.SOCK_STREAM)
+    d = listening(tmp_path, daemons, "--listen", f"tcp://127.0.0.1:{port}",
+                  "--tcp-frame-timeout", "1h", "--tcp-idle", "1h")
+    held = _hold_half_frames(port, 300, attackers)
+    try:
+        d.wait_for(lambda: json.loads(d.ctl_json("status"))["counters"]["inputs"]
+                   ["connections"] >= 256, "the greedy connections")
+        started = time.monotonic()
+        with socket.socket() as s:
+            s.bind((relay, 0))
+            s.connect(("127.0.0.1", port))
+            s.sendall(b"".join(b"<20>" + ATTACK + b"\n" for _ in range(3)))
+            d.wait_for(lambda: d.reported() == ["192.0.2.1"], "the relay's block", timeout=10)
+        took = time.monotonic() - started
+        print(f"relay's records blocked {took * 1000:.0f} ms after it connected, "
+              f"{len(held)} greedy connections attempted")
+        assert took < 1.0
+        inputs = json.loads(d.ctl_json("status"))["counters"]["inputs"]
+        assert inputs["connections_evicted"] >= 1
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_an_incomplete_frame_is_closed_after_its_deadline(tmp_path: Path,
+                                                          daemons: list[Daemon]) -> None:
+    port = free_port(socket.SOCK_STREAM)
+    d = listening(tmp_path, daemons, "--listen", f"tcp://127.0.0.1:{port}",
+                  "--tcp-frame-timeout", "0.5s")
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"500 half a frame")
+        time.sleep(0.2)
+        s.sendall(b" and a little more")   # trickling does not extend the deadline
+        s.settimeout(10)
+        assert s.recv(1) == b""            # closed by the listener
+    with socket.create_connection(("127.0.0.1", port)) as idle:
+        time.sleep(1.0)                    # silent between frames: tcp_idle applies
+        idle.sendall(b"<20>" + ATTACK + b"\n")
+    inputs = json.loads(d.ctl_json("status"))["counters"]["inputs"]
+    assert inputs["frame_timeouts"] == 1 and inputs["connections"] == 2
