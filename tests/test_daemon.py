@@ -377,3 +377,18 @@ def test_stdin_from_a_file_or_dev_null_is_read_to_its_end(tmp_path: Path, source
     assert "Traceback" not in result.stderr
     blocked = "blocked 192.0.2.1 for 2m" in result.stderr
     assert blocked == (source == "file"), result.stderr
+
+
+def test_an_empty_omprog_input_at_start_is_a_clean_stop(tmp_path: Path) -> None:
+    """`run --omprog </dev/null` (--stdin's is the test above): /dev/null cannot
+    be polled; its end at once is the end of input, not a traceback and a
+    daemon that never exits."""
+    with open(os.devnull, "rb") as devnull:
+        result = subprocess.run([*SYSLOGBAN, "run", "--omprog", "--backend", "null",
+                                 "--state", str(tmp_path / "state.db"),
+                                 "--control", str(tmp_path / "control.sock")],
+                                stdin=devnull, cwd=ROOT, capture_output=True, text=True,
+                                timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "ERROR" not in result.stderr
+    assert "syslogban stopped" in result.stderr
