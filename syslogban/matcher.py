@@ -34,10 +34,12 @@ from typing import NamedTuple
 
 from .address import never_blocked, normalize_address
 from .correlation import Correlator, Held
+from .prefilter import AnyPrefilter
 from .record import Record
 from .signatures import ATTEMPT, COUNT, MAX_COUNT, Signature
 
 _DISPATCH_CACHE_LIMIT = 4096  # distinct program tags; attackers may invent tags
+UNTAGGED_SEARCH = 1024        # characters of an untagged record searched for signature text
 
 
 class Attack(NamedTuple):
@@ -75,7 +77,7 @@ class Matcher:
         # as the scanner reports which prefilters a line holds.
         index = {p: i for i, p in enumerate(self.prefilters())}
         self._bits = {s.id: 1 << index[(s.prefilter, s.caseless)] for s in self.signatures}
-        self._any_prefilter: re.Pattern[str] | None = None
+        self._any_prefilter: AnyPrefilter | None = None
         self._by_id = {s.id: s for s in self.signatures}
 
     def prefilters(self) -> list[tuple[str, bool]]:
@@ -86,17 +88,20 @@ class Matcher:
         """Whether some signature's prefilter finds `line` (any program tag).
 
         `mask` as in match(): the scanner's bits, or -1 when nobody looked,
-        then the prefilters run here, as Python expressions (the scanner's
-        syntax is a subset). Only records without a tag ask, and few of them:
-        it tells the records that no signature could see for want of a tag
-        and that might have been attacks from those that never could be.
+        then the prefilters are looked for here, in linear time
+        (prefilter.py; as regular expressions they backtrack without end).
+        Only records without a tag ask, and few of them: it tells the
+        records that no signature could see for want of a tag and that
+        might have been attacks from those that never could be. Those are
+        short: only the first UNTAGGED_SEARCH characters are looked at, so a
+        client's 8 KiB of signature words costs what a real record does (the
+        scanner hands over whole only lines longer than that, or odd ones).
         """
         if mask != -1:
             return mask != 0
         if self._any_prefilter is None:
-            self._any_prefilter = re.compile("|".join(
-                f"(?i:{text})" if caseless else f"(?:{text})" for text, caseless in self.prefilters()) or "(?!)")
-        return self._any_prefilter.search(line) is not None
+            self._any_prefilter = AnyPrefilter(self.prefilters())
+        return self._any_prefilter.search(line[:UNTAGGED_SEARCH])
 
     def candidates(self, program: str | None) -> tuple[Signature, ...]:
         return tuple(s for s, _ in self._candidates(program))
