@@ -136,6 +136,17 @@ def test_first_and_last_line_and_several_hits_per_line(engine: str) -> None:
     assert scan(engine, lines) == [lines[0], lines[2]]
 
 
+@requires_hyperscan
+def test_each_pattern_is_reported_once_per_line_however_often_it_occurs() -> None:
+    """A line full of a signature's words (or of bytes beyond ASCII) made one
+    Python call per occurrence: 13 ms for 8 KiB. Now one per pattern and line."""
+    scanner = Scanner(PREFILTERS, 8192, "hyperscan")
+    lines = [b"Invalid user auth failed " * 40, "é".encode() * 500, b"Invalid user x"]
+    found = scanner.lines(b"".join(line + b"\n" for line in lines))
+    assert found is not None and len(found) == 3
+    assert len(scanner._hits) <= 2 + 1 + 1  # two prefilters, one oddity, one prefilter
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_case_sensitive_prefilter(engine: str) -> None:
     lines = [b"invalid user a", b"INVALID USER a", b"Invalid User a", b"Invalid user a"]
