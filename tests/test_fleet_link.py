@@ -174,13 +174,14 @@ def test_an_outage_loses_nothing(tmp_path: Path) -> None:
 def test_a_stop_in_the_middle_of_a_batch_is_quick_quiet_and_loses_nothing(
         cluster: Cluster, database: str, tmp_path: Path,
         caplog: pytest.LogCaptureFixture) -> None:
-    """The database holds the sender's transaction (a table lock of the
-    owner's): the stop ends it by closing the connection, within its budget,
-    without psycopg's "error ignored in rollback"; the batch stays in the outbox."""
+    """The database holds the sender's call (a table lock of the owner's): the
+    stop ends it within its budget, without psycopg's "error ignored in
+    rollback"; the batch stays in the outbox, and the next start delivers it
+    once (the database holds its three events, never six)."""
     owner = psycopg.connect(cluster.dsn("syslogban", OWNER_PASSWORD, database))
     owner.execute("LOCK TABLE syslogban.events IN EXCLUSIVE MODE")
 
-    async def body() -> None:
+    async def held() -> None:
         (mx1,) = await hosts(link(cluster, database, tmp_path, "mx1"))
         mx1.attack("192.0.2.1", 3)
         await until(lambda: _waiting_for_a_lock(cluster, database), "the sender held by the lock")
@@ -188,15 +189,22 @@ def test_a_stop_in_the_middle_of_a_batch_is_quick_quiet_and_loses_nothing(
         await stop(mx1)
         assert time.monotonic() - begin < STOP_BUDGET + CANCEL_BUDGET
         assert len(mx1.fleet.outbox) == 3
+
+    async def again() -> None:
+        (mx1,) = await hosts(link(cluster, database, tmp_path, "mx1"))
+        await until(lambda: not len(mx1.fleet.outbox), "the outbox sent")
+        await until(lambda: "192.0.2.1" in mx1.active, "the block of the three events")
+        await stop(mx1)
     try:
         with caplog.at_level(logging.WARNING):
-            run(body)
+            run(held)
     finally:
         owner.rollback()
         owner.close()
     assert "error ignored" not in caplog.text
     assert "3 rows stay in the outbox" in caplog.text
-    assert cluster.sql("SELECT count(*) FROM syslogban.events", database=database) == "0"
+    run(again)
+    assert cluster.sql("SELECT count(*) FROM syslogban.events", database=database) == "3"
 
 
 def _waiting_for_a_lock(cluster: Cluster, database: str) -> bool:

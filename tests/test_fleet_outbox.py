@@ -100,7 +100,7 @@ def test_an_event_line_of_an_older_outbox_is_one_attempt() -> None:
 
 def test_cursors_per_remote(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "state.db", limit=1000)
-    assert box.cursor("fleet") == 0
-    box.set_cursor("fleet", 42)
-    box.set_cursor("fleet", 43)
-    assert Outbox(tmp_path / "state.db", limit=1000).cursor("fleet") == 43
+    assert box.cursor("fleet") == ""
+    box.set_cursor("fleet", "742:745:743")  # the fleet's: a snapshot
+    box.set_cursor("fleet", "750:750:")
+    assert Outbox(tmp_path / "state.db", limit=1000).cursor("fleet") == "750:750:"

@@ -100,7 +100,7 @@ def test_events_carry_the_session_role_and_never_another(cluster: Cluster, datab
     assert [(h["name"], h["last_seq"]) for h in hosts] == [("mx1", 3)]
 
 
-def test_one_winner_per_address_and_the_log_commits_in_order(
+def test_one_winner_per_address_and_a_prefix_covers_its_addresses(
         cluster: Cluster, database: str) -> None:
     mx1, mx2 = connect(cluster, database, "mx1"), connect(cluster, database, "mx2")
     first = decide(mx1, "192.0.2.7")
@@ -121,14 +121,46 @@ def test_concurrent_deciders_make_exactly_one_decision(cluster: Cluster, databas
 
     def race(conn: psycopg.Connection) -> None:
         barrier.wait()
-        with conn.transaction():
-            conn.execute("SELECT syslogban.lock_targets(ARRAY['198.51.100.9'::cidr])")
+        with conn.transaction():  # decide() alone: it holds the target's row itself
             won.append(decide(conn, "198.51.100.9")[0])
     threads = [threading.Thread(target=race, args=(c,), daemon=True) for c in hosts]
     for t in threads:
         t.start()
     join(threads, "three deciders at once")
     assert sum(w is not None for w in won) == 1
+
+
+def test_a_populated_database_of_version_4_migrates_and_keeps_its_decisions(
+        cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Version 5 moves where each target stands out of the log (`standing`) and
+    the lifetime attempts into `offenders`: the blocks in force, the earlier
+    blocks (escalation), the unblocks and the attempts of a fleet that ran on
+    version 4 are all there after `fleet init`, and decisions go on from them."""
+    database = cluster.new_database()
+    dsn = cluster.dsn("syslogban", OWNER_PASSWORD, database)
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:4])
+    assert init(dsn) == "fleet schema migrated from version 0 to 4"
+    monkeypatch.undo()
+    mx1 = connect(cluster, database, "mx1", unblock=True)
+    assert observe(mx1, [1, 2, 3]) == 3
+    decide(mx1, "192.0.2.7")                         # in force
+    decide(mx1, "192.0.2.8")
+    mx1.execute("SELECT syslogban.revoke('192.0.2.8')")  # lifted
+    mx1.execute("SELECT * FROM syslogban.decide('192.0.2.9', now() - interval '2 hours',"
+                " now() - interval '1 hour', 'score', 30, '{postfix.sasl}', 1, 30, '{}')")
+    assert init(dsn) == f"fleet schema migrated from version 4 to {len(schema.MIGRATIONS)}"
+    with psycopg.connect(dsn, autocommit=True) as owner:
+        standing = owner.execute("SELECT host(target), blocks, quiet_until > now()"
+                                 " FROM syslogban.standing ORDER BY target").fetchall()
+        offenders = owner.execute("SELECT lifetime, attempts FROM syslogban.offenders")
+        assert offenders.fetchall() == [(30, 3)]
+    assert standing == [("192.0.2.7", 1, True), ("192.0.2.8", 1, False),  # in force, lifted,
+                        ("192.0.2.9", 1, False)]                          # ended
+    assert decide(mx1, "192.0.2.7") == (None, "already blocked")
+    assert decide(mx1, "192.0.2.8")[0] is not None  # lifted on version 4: blockable again
+    assert decide(mx1, "192.0.2.9")[0] is not None
+    nth = mx1.execute("SELECT blocks FROM syslogban.standing WHERE target = '192.0.2.9'")
+    assert nth.fetchone() == (2,)  # its block of version 4 counts for escalation
 
 
 def test_only_the_unblock_role_revokes(cluster: Cluster, database: str) -> None:

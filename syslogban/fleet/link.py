@@ -7,7 +7,8 @@ Rules of this file:
   database away, the outbox grows (bounded, see outbox.py) and local
   blocking goes on untouched.
 * Decisions come down by LISTEN/NOTIFY, which only wakes the follower: it
-  reads "rows after my cursor", so a lost notification costs nothing but
+  reads what became visible since its cursor (the snapshot of its last
+  read), so a lost notification costs nothing but
   a second (the follower also looks every second). On start and after every
   reconnect it takes the blocks in force in one query (a full sync), then the
   stream.
@@ -82,6 +83,7 @@ class Fleet(Remote):
 
     async def start(self, deliver: Deliver) -> None:
         self._deliver = deliver
+        self._wake.set()  # what the outbox kept from the last run goes at once
         self._tasks = [asyncio.create_task(part(), name=f"fleet {part.__name__[1:]}")
                        for part in (self._sender, self._listener, self._follower)]
 
@@ -261,15 +263,13 @@ class Fleet(Remote):
             self.outbox.set_cursor(self.name, self._cursor)
             self._up("follower")
             while True:
-                changes = await store.changes(conn, self._cursor)
+                self._notified.clear()  # before the read: a decision after it wakes again
+                changes, self._cursor = await store.changes(conn, self._cursor)
                 if changes:
-                    self._cursor = changes[-1][0]
                     self.counters.received += len(changes)
-                    self._deliver([d for _, d in changes], False)
+                    self._deliver(changes, False)
                     self.outbox.set_cursor(self.name, self._cursor)
-                    continue
                 await wait_event(self._notified, POLL)
-                self._notified.clear()
         finally:
             await conn.close()
 

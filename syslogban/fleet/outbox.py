@@ -19,7 +19,7 @@ Rules of this file:
   writes it back in steps that each replace some groups' rows atomically:
   a crash mid-pass loses nothing. Nothing else writes the outbox meanwhile
   (the sender runs the steps and sends nothing until the pass ends).
-* It also keeps each remote part's cursor (the last decision it took).
+* It also keeps each remote part's cursor (where its stream of decisions stands).
 * An event's body is a line of text (event_line); blocks and unblocks are JSON.
 """
 
@@ -124,12 +124,13 @@ class Outbox:
                              "WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence "
                              "WHERE name = 'fleet_outbox')", (seq,))
 
-    def cursor(self, remote: str) -> int:
+    def cursor(self, remote: str) -> str:
+        """Where the remote part's stream stands (the fleet: a pg_snapshot's text)."""
         row = self._db.execute("SELECT position FROM remote_cursor WHERE remote = ?",
                                (remote,)).fetchone()
-        return int(row[0]) if row else 0
+        return str(row[0]) if row else ""
 
-    def set_cursor(self, remote: str, position: int) -> None:
+    def set_cursor(self, remote: str, position: str) -> None:
         with self._state.transaction():
             self._db.execute("INSERT INTO remote_cursor VALUES (?, ?) ON CONFLICT(remote) "
                              "DO UPDATE SET position = excluded.position", (remote, position))

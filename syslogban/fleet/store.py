@@ -1,25 +1,29 @@
 """The fleet's SQL: psycopg 3 async, one statement per question.
 
 Rules of this file:
-* The shell around decide.py: it fetches the events of the addresses a batch
-  touched, asks the pure decision, and writes what it returns. Nothing here
-  scores.
-* One batch is one transaction: the per-address locks first (in one order,
-  so no deadlock), then the events, the revocations, this host's blocks and
-  last the fleet-wide decisions. Under the locks, two hosts that see the
-  same address at once are serialised: the second sees the first's events,
-  so a crossing is never missed and never decided twice.
-* What the database refuses for one row (a revocation without the grant) is
-  refused in a savepoint and reported; the rest of the batch still commits.
+* The shell around decide.py: it sends a batch's events, gets back the facts
+  of the addresses that may cross (their events, their history), asks the
+  pure decision, and writes what it returns. Nothing here scores.
+* Every call is a transaction of its own (autocommit): ingest() stores the
+  events and names the addresses that may cross, score() (after that
+  commit) gives their facts, decide_all() writes the blocks under a lock
+  per target (schema.py, version 5). No call holds a lock while another
+  host waits for more than its own short statement; a crossing is never
+  missed (the last host to commit an address's events scores them all) and
+  never decided twice. A batch whose decisions fail is sent again whole:
+  its events are idempotent and ingest() names its addresses again.
+* Down, the decision log is read by snapshot: the follower's cursor is the
+  snapshot of its last read (text, pg_snapshot), and it reads the rows that
+  became visible since, whatever order they committed in.
+* What the database refuses for one row (a revocation without the grant)
+  is reported, the rest of the batch goes on.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,37 +38,37 @@ from .outbox import BLOCK, EVENT, UNBLOCK
 from .schema import NOTIFY_CHANNEL
 from .settings import FleetSettings
 
-_COLUMNS = ("id, target::text, extract(epoch FROM since)::float8,"
-            " extract(epoch FROM until)::float8, origin, reason, revoked, score, signatures,"
-            " nth, lifetime, evidence")
-
-
-@asynccontextmanager
-async def atomic(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[None]:
-    """conn.transaction(), except for a task cancelled inside it (a daemon
-    stopping mid-batch): the connection is closed then, not rolled back. Its
-    statement is still running, so psycopg's ROLLBACK would fail and print
-    "error ignored in rollback"; the server rolls back a transaction whose
-    connection is gone, and the outbox still holds the batch."""
-    async with conn.transaction():
-        try:
-            yield
-        except asyncio.CancelledError:
-            await conn.close()
-            raise
+# A function of the newest schema version this syslogban calls.
+CURRENT_FUNCTION = "syslogban.score(text, float8, bigint, bigint, bigint)"
+# A decision as one JSON array (the driver reads a value at a time, in
+# Python: one value a row, parsed by json, costs a tenth of twelve columns).
+_DECISION = ("json_build_array(id, target::text, extract(epoch FROM since)::float8,"
+             " extract(epoch FROM until)::float8, origin, reason, revoked, score, signatures,"
+             " nth, lifetime, evidence)")
 
 
 async def connect(settings: FleetSettings) -> psycopg.AsyncConnection[Any]:
-    """A connection as this host's role; FleetError when the role is another name."""
+    """A connection as this host's role; FleetError when the role is another name,
+    or the schema older than this syslogban. The server checks every second
+    that the host is still there: a host gone (stopped in the middle of a
+    call, killed) holds no lock for longer."""
     conn = await psycopg.AsyncConnection.connect(
         settings.dsn, autocommit=True, connect_timeout=max(1, int(settings.connect_timeout)),
         application_name="syslogban")
-    role = (await (await conn.execute("SELECT session_user")).fetchone())[0]  # type: ignore[index]
+    role, current = (await (await conn.execute(  # type: ignore[misc]
+        "SELECT session_user, to_regprocedure(%s) IS NOT NULL,"
+        " set_config('client_connection_check_interval', '1000', false)",
+        (CURRENT_FUNCTION,))).fetchone())[:2]
+    problem = None
     if settings.name and role != settings.name:
+        problem = (f"fleet: the database knows this host as {role!r}, not {settings.name!r}: "
+                   f"its events would carry {role!r}; fix [fleet] name or the role in dsn")
+    elif not current:
+        problem = ("fleet: the database's fleet schema is older than this syslogban: run "
+                   "`syslogban fleet init` as its owner")
+    if problem:
         await conn.close()
-        raise FleetError(f"fleet: the database knows this host as {role!r}, not "
-                         f"{settings.name!r}: its events would carry {role!r}; fix [fleet] "
-                         "name or the role in dsn")
+        raise FleetError(problem)
     return conn
 
 
@@ -89,39 +93,46 @@ class Sent:
 
 async def send(conn: psycopg.AsyncConnection[Any], rows: Sequence[tuple[int, str, Any]],
                config: BlockerConfig, backlog: int, now: float) -> Sent:
-    """One outbox batch, in one transaction, a statement for each kind of row
-    whatever the batch's size. (psycopg 3.1's pipeline mode made a small
-    batch slower here, 4.9 ms against 2.9 ms: it is not used.)"""
+    """One outbox batch: its events in one call (one round trip), then this
+    host's blocks and unblocks in their order, then the fleet's decisions
+    (a second round trip when there are any)."""
     events = [(seq, body) for seq, kind, body in rows if kind == EVENT]
-    blocks = [body for _, kind, body in rows if kind == BLOCK]
-    unblocks = [body for _, kind, body in rows if kind == UNBLOCK]
-    addresses = sorted({body.split("\t", 1)[0] for _, body in events})
     sent = Sent(len(events))
-    targets = sorted({*addresses, *(b["target"] for b in blocks),
-                      *(u["target"] for u in unblocks)})
-    async with atomic(conn):
-        await conn.execute("SELECT syslogban.lock_targets(string_to_array(%s, ' ')::cidr[])",
-                           (" ".join(targets),))
-        if events:
-            await conn.execute("SELECT syslogban.observe(%s, %s)", (_lines(events), backlog))
-        for body in unblocks:
-            try:
-                async with atomic(conn):
-                    await conn.execute("SELECT syslogban.revoke(%s)", (body["target"],))
-                sent.decided.append((body["target"], "unblocked"))
-                sent.unblocks.append((body["target"], None))
-            except psycopg.errors.InsufficientPrivilege:
-                why = "this host's role may not unblock fleet-wide (grant it syslogban_unblock)"
-                sent.refused.append((body["target"], why))
-                sent.unblocks.append((body["target"], why))
-        await _decide(conn, blocks, sent)
-        found = await _fleet_decisions(conn, addresses, config, now)
-        await _decide(conn, [block_body(block, lines) for block, lines in found], sent)
+    found = await _ingest(conn, events, backlog, config, now) if events else []
+    blocks: list[dict[str, Any]] = []
+    for _, kind, body in rows:
+        if kind == BLOCK:
+            blocks.append(body)
+        elif kind == UNBLOCK:
+            await _decide(conn, blocks, sent)
+            blocks = []
+            await _revoke(conn, body, sent)
+    await _decide(conn, blocks, sent)
+    await _decide(conn, found, sent)
     return sent
 
 
+async def _revoke(conn: psycopg.AsyncConnection[Any], body: dict[str, Any], sent: Sent) -> None:
+    """An admin's unblock; revoke() lifts nothing when the fleet blocked the
+    target again after it (the unblock came late, or is a batch sent again)."""
+    target = body["target"]
+    try:
+        row = await (await conn.execute("SELECT syslogban.revoke(%s, to_timestamp(%s))",
+                                        (target, body.get("at", 0.0)))).fetchone()
+    except psycopg.errors.InsufficientPrivilege:
+        why = "this host's role may not unblock fleet-wide (grant it syslogban_unblock)"
+        sent.refused.append((target, why))
+        sent.unblocks.append((target, why))
+        return
+    if row is None or row[0] is None:
+        sent.unblocks.append((target, "the fleet blocked it again after this unblock"))
+    else:
+        sent.decided.append((target, "unblocked"))
+        sent.unblocks.append((target, None))
+
+
 def _lines(events: Sequence[tuple[int, str]]) -> str:
-    """Events as observe() reads them: a line each, the sequence first."""
+    """Events as ingest() reads them: a line each, the sequence first."""
     return "\n".join(f"{seq}\t{line}" for seq, line in events)
 
 
@@ -137,100 +148,89 @@ async def _decide(conn: psycopg.AsyncConnection[Any], bodies: Sequence[dict[str,
                   sent: Sent) -> None:
     if not bodies:
         return
-    rows = await (await conn.execute("SELECT target::text, id, refused"
-                                     " FROM syslogban.decide_all(%s::jsonb)",
-                                     (json.dumps(bodies),))).fetchall()
-    for target, made, refused in rows:
-        if made is not None:
+    row = await (await conn.execute(
+        "SELECT string_agg(target::text || E'\\t' || coalesce(id::text, '') || E'\\t'"
+        " || coalesce(refused, ''), E'\\n') FROM syslogban.decide_all(%s::jsonb)",
+        (json.dumps(bodies),))).fetchone()
+    for line in (row[0] or "").splitlines() if row else ():
+        target, made, refused = line.split("\t")
+        if made:
             sent.decided.append((target, "decided"))
-        elif refused != "already blocked":
-            sent.refused.append((target, str(refused)))
+        elif refused not in _NO_REFUSAL:
+            sent.refused.append((target, refused))
 
 
-# The addresses of a batch that could cross now (cheap sums over the window),
-# then, for those not covered by a block in force, their earlier blocks, their
-# lifetime danger and the events that count (after the last block ended, or
-# the last unblock, and within the window): the blocker decides from these.
-_SCORING = """
-    WITH batch AS (SELECT DISTINCT x::inet AS addr
-                   FROM string_to_table(%(addresses)s, ' ') x),
-    recent AS (
-        SELECT b.addr, coalesce(sum(e.danger), 0) AS danger,
-               coalesce(sum(e.attempts), 0) AS attempts
-        FROM batch b LEFT JOIN syslogban.events e
-          ON e.addr = b.addr AND e.at > to_timestamp(%(horizon)s)
-        GROUP BY b.addr),
-    open AS (
-        SELECT r.addr, coalesce(o.lifetime, 0) AS lifetime
-        FROM recent r LEFT JOIN syslogban.offenders o ON o.target = r.addr
-        WHERE (r.danger >= %(danger)s OR r.attempts >= %(attempts)s
-               OR coalesce(o.lifetime, 0) >= %(blacklist)s)
-          AND syslogban.covering(r.addr::cidr) IS NULL),
-    facts AS (
-        SELECT open.addr, open.lifetime,
-            (SELECT count(*) FROM syslogban.decisions d
-              WHERE d.target = open.addr::cidr AND NOT d.revoked) AS blocks,
-            coalesce((SELECT CASE WHEN d.revoked THEN d.since
-                                  ELSE coalesce(d.until, 'infinity') END
-                        FROM syslogban.decisions d WHERE d.target = open.addr::cidr
-                       ORDER BY d.id DESC LIMIT 1), '-infinity') AS fresh
-        FROM open)
-    SELECT host(facts.addr), facts.blocks, facts.lifetime,
-           string_agg(concat_ws(E'\t', e.host, e.seq, e.signature, e.service, e.danger,
-                                extract(epoch FROM e.at)::float8, e.attempts), E'\n')
-    FROM facts JOIN syslogban.events e
-      ON e.addr = facts.addr AND e.at > greatest(facts.fresh, to_timestamp(%(horizon)s))
-    GROUP BY facts.addr, facts.blocks, facts.lifetime
-"""
+# What decide_all() answers when another host was first: nothing to report.
+_NO_REFUSAL = ("already blocked", "decided otherwise meanwhile")
+
+
 _NEVER = 1 << 62
 
 
-async def _fleet_decisions(conn: psycopg.AsyncConnection[Any], addresses: Sequence[str],
-                           config: BlockerConfig, now: float) -> list[tuple[Block, list[str]]]:
-    """The blocks the fleet's events cause for the addresses of this batch."""
-    if not addresses:
-        return []
+async def _ingest(conn: psycopg.AsyncConnection[Any], events: Sequence[tuple[int, str]],
+                  backlog: int, config: BlockerConfig, now: float) -> list[dict[str, Any]]:
+    """Stores the events; the blocks the fleet's events cause now for the
+    addresses of this batch, as decide_all() takes them. ingest() names the
+    addresses whose lifetime reaches the lowest bar (the policies' lowest
+    threshold, the blacklist); score(), a second call after the first
+    committed, gives the facts of those that cross within the window: their
+    earlier blocks, lifetime danger, last decision, and the events that
+    count, one row an address with its events as lines (the driver reads a
+    value at a time: ten columns an event would cost ten times as much)."""
     policies = (config.policy, *config.services.values())
-    bars = {"addresses": " ".join(addresses),
-            "horizon": now - max(p.window for p in policies),
-            "danger": min((p.threshold for p in policies if not p.count_attempts),
-                          default=_NEVER),
-            "attempts": min((p.threshold for p in policies if p.count_attempts),
-                            default=_NEVER),
-            "blacklist": config.blacklist if config.blacklist is not None else _NEVER}
-    # One row per address, its events as lines: the driver reads a value at a
-    # time, so ten columns for each event would cost ten times as much.
-    rows = await (await conn.execute(_SCORING, bars)).fetchall()
-    events: dict[str, list[Event]] = {}
+    bars = (min((p.threshold for p in policies if not p.count_attempts), default=_NEVER),
+            min((p.threshold for p in policies if p.count_attempts), default=_NEVER),
+            config.blacklist if config.blacklist is not None else _NEVER)
+    near = await (await conn.execute(
+        "SELECT string_agg(a, ' ') FROM syslogban.ingest(%s, %s, %s, %s, %s) a",
+        (_lines(events), backlog, *bars))).fetchone()
+    if not near or not near[0]:
+        return []
+    facts = await (await conn.execute(
+        "SELECT string_agg(concat_ws(E'\\t', addr, blocks, lifetime, last_id) || E'\\n'"
+        " || lines, E'\\n\\n') FROM syslogban.score(%s, %s, %s, %s, %s)",
+        (near[0], now - max(p.window for p in policies), *bars))).fetchone()
+    events_of: dict[str, list[Event]] = {}
     history: dict[str, History] = {}
-    for address, blocks, lifetime, lines in rows:
-        mine = events[address] = []
+    last: dict[str, int] = {}
+    for fact in facts[0].split("\n\n") if facts and facts[0] else ():
+        head, _, lines = fact.partition("\n")
+        address, blocks, lifetime, last_id = head.split("\t")
+        mine = events_of[address] = []
         for line in lines.split("\n"):
             host, seq, signature, service, danger, at, attempts = line.split("\t")
             mine.append(Event(host, int(seq), address, signature, service, int(danger),
                               float(at), int(attempts)))
         danger_now = sum(e.danger for e in mine)  # in lifetime; the blocker adds it again
-        history[address] = History(blocks, max(0, lifetime - danger_now))
-    found = decide(config, [e for mine in events.values() for e in mine], history, now)
-    return [(block, evidence(events.get(target, ()))) for target, block in found.items()]
+        history[address] = History(int(blocks), max(0, int(lifetime) - danger_now))
+        last[address] = int(last_id)
+    found = decide(config, [e for mine in events_of.values() for e in mine], history, now)
+    return [{**block_body(block, evidence(events_of.get(target, ()))),
+             "expected": last.get(target)} for target, block in found.items()]
 
 
-async def snapshot(conn: psycopg.AsyncConnection[Any]) -> tuple[list[RemoteDecision], int]:
-    """Every block in force and the cursor they are current to, in one statement."""
-    rows = await (await conn.execute(
-        f"SELECT top, {_COLUMNS} FROM (SELECT coalesce(max(id), 0) AS top"
-        " FROM syslogban.decisions) log LEFT JOIN syslogban.active ON true ORDER BY id"
-    )).fetchall()
-    return [remote_decision(r[1:]) for r in rows if r[1] is not None], int(rows[0][0])
+async def snapshot(conn: psycopg.AsyncConnection[Any]) -> tuple[list[RemoteDecision], str]:
+    """Every block in force and the snapshot they are current to, in one statement."""
+    return await _decisions(conn, "SELECT pg_current_snapshot()::text, (SELECT json_agg("
+                            f"{_DECISION} ORDER BY id) FROM syslogban.active)::text", {})
 
 
-async def changes(conn: psycopg.AsyncConnection[Any], cursor: int,
-                  limit: int = 5000) -> list[tuple[int, RemoteDecision]]:
-    """The decision log after `cursor`, in order: (id, decision)."""
-    rows = await (await conn.execute(f"SELECT {_COLUMNS} FROM syslogban.decisions"
-                                     " WHERE id > %s ORDER BY id LIMIT %s",
-                                     (cursor, limit))).fetchall()
-    return [(int(r[0]), remote_decision(r)) for r in rows]
+async def changes(conn: psycopg.AsyncConnection[Any],
+                  cursor: str) -> tuple[list[RemoteDecision], str]:
+    """The decisions that became visible since the snapshot `cursor`, in the
+    order they were made, and the snapshot they are current to."""
+    return await _decisions(
+        conn, "SELECT pg_current_snapshot()::text, (SELECT json_agg("
+        f"{_DECISION} ORDER BY id) FROM syslogban.decisions d"
+        " WHERE d.xid >= pg_snapshot_xmin(%(c)s::pg_snapshot)"
+        " AND NOT pg_visible_in_snapshot(d.xid, %(c)s::pg_snapshot))::text", {"c": cursor})
+
+
+async def _decisions(conn: psycopg.AsyncConnection[Any], query: str,
+                     params: dict[str, Any]) -> tuple[list[RemoteDecision], str]:
+    row = await (await conn.execute(query, params)).fetchone()
+    assert row is not None
+    return [remote_decision(d) for d in json.loads(row[1] or "[]")], str(row[0])
 
 
 async def listen(conn: psycopg.AsyncConnection[Any]) -> None:
@@ -244,6 +244,7 @@ async def prune(conn: psycopg.AsyncConnection[Any], keep: float) -> int:
 
 
 def remote_decision(row: Sequence[Any]) -> RemoteDecision:
+    """A decision of the log (_DECISION's fields) as the remote parts report it."""
     (_, target, since, until, origin, reason, revoked, score, signatures, nth, lifetime,
      lines) = row
     if target.endswith(("/32", "/128")):
