@@ -16,7 +16,8 @@ Rules of this file:
 * Reload (SIGHUP or `syslogban reload`) builds the new rules and allow-list
   first and swaps them in only when all of it loaded: a broken file leaves
   the old configuration in force. Active blocks and offender history carry
-  over (decisions.py).
+  over (decisions.py), and the firewall is set up and synced anew, as the
+  periodic check repairs it (an admin may have flushed it).
 
 Blocks outlive the daemon: stopping keeps them in the firewall unless
 flush_on_exit is set, and a restart restores the active ones from the state.
@@ -33,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, logs, status
-from .backends import Backend, create
+from .backends import Backend, BackendError, create
 from .blocker import Block
 from .config import Config, load, restart_needed
 from .control import ControlServer
@@ -198,6 +199,9 @@ class Daemon:
             # In a thread: names in the allow-list are resolved, netlink is asked.
             engine = await asyncio.to_thread(Engine.build, config, self.engine)
             backend = self._new_backend(config)
+            if backend is not None:  # the driver's options changed: the same driver, anew
+                await self.enforcer.replace_backend(backend)
+                self.backend = backend
         except Exception as exc:  # a broken file must never stop the daemon
             problems = str(exc).splitlines() or [type(exc).__name__]
             log.error("reload failed, the previous configuration stays in force "
@@ -214,10 +218,13 @@ class Daemon:
         self.remotes.reconfigure(config)
         self.enforcer.batch_delay = config.batch_delay
         logging.getLogger().setLevel(config.log_level)
-        if backend is not None:  # the driver's options changed: the same driver, anew
-            await self.enforcer.replace_backend(backend)
-            self.backend = backend
-        await self.enforcer.sync()
+        try:  # an admin's `nft flush ruleset` is repaired here, not at the next check
+            await self.enforcer.sync()
+        except BackendError as exc:
+            log.error("reloaded, but the firewall refused to be set up (the next firewall "
+                      "check retries): %s", exc)
+            return {"ok": False, "error": "reloaded, but the firewall refused to be set up "
+                    f"(the next firewall check retries): {exc}"}
         log.info("reloaded: %d signatures, %d allow-list entries%s",
                  len(engine.signatures), len(engine.allow),
                  f"; at the next start only: {', '.join(waiting)}" if waiting else "")

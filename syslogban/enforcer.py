@@ -264,9 +264,15 @@ class Enforcer:
         await asyncio.to_thread(old.stop, False)
 
     async def sync(self) -> None:
-        """Makes the firewall hold exactly the active blocks (after a reload)."""
+        """Makes the firewall hold exactly the active blocks (after a reload),
+        set up anew first as a repair does: an admin may have flushed it. A
+        BackendError is counted and left to the caller to report."""
         async with self.firewall:
-            await asyncio.to_thread(self.backend.sync, self._wanted(), time.time())
+            try:
+                await asyncio.to_thread(self._resync, time.time())
+            except BackendError:
+                self.counters.backend_errors += 1
+                raise
 
     async def check_firewall(self) -> bool:
         """Repairs the firewall when it no longer holds what the state says.
