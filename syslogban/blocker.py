@@ -175,6 +175,15 @@ def normal_target(text: str) -> str:
     return str(network)
 
 
+def _merged(first: list[object], second: list[object]) -> list[object]:
+    """Two keys' event lists as one, oldest first (the window drops from the front)."""
+    stride = Window.STRIDE
+    events = sorted((events[i:i + stride] for events in (first, second)
+                     for i in range(0, len(events), stride)),
+                    key=lambda event: event[0])  # type: ignore[arg-type, return-value]
+    return [field for event in events for field in event]
+
+
 def prefix_of(address: str, ipv4: int, ipv6: int) -> str:
     """The address itself for a full-length prefix, else its network, e.g. 192.0.2.0/24."""
     length = ipv6 if ":" in address else ipv4
@@ -212,6 +221,46 @@ class Blocker:
         self.history.update(history)
         for block in blocks:
             self._activate(block)
+
+    def take_over(self, old: Blocker) -> None:
+        """Everything the blocker of the previous policy knew (a reload): active
+        blocks, history, counters, every score in progress and the hosts that
+        count towards an adaptive prefix block. Each carried attack counts
+        from now on as its service's policy and the aggregation say here: a
+        reload never forgets an attack in the window (2 attacks, reload, 1
+        attack blocks), whatever changed."""
+        self.restore(old.active.values(), old.history)
+        self.counters = old.counters
+        agg, before = self.config.aggregation, old.config.aggregation
+        if (agg.adaptive_ipv4, agg.adaptive_ipv6) == (before.adaptive_ipv4,
+                                                       before.adaptive_ipv6):
+            self._recent = old._recent
+        same_groups = self._group_of == old._group_of
+        same_keys = (not agg.score_by_prefix and not before.score_by_prefix) or (
+            agg == before and self.config.allow == old.config.allow)
+        if same_groups and same_keys:  # the usual reload: nothing to redo
+            self._events = old._events
+            return
+        stride = self._STRIDE
+        for key, events in old._events.items():
+            if not same_groups:  # a service's policy group (signature ids start with it)
+                for i in range(3, len(events), stride):
+                    service = str(events[i + 1]).split(".", 1)[0]
+                    events[i] = self._group_of.get(service, 0)
+            new_key = key if same_keys else self._scoring_key(key)
+            if new_key is not None:
+                earlier = self._events.take(new_key)
+                self._events.put(new_key, _merged(earlier, events) if earlier else events)
+
+    def _scoring_key(self, key: str) -> str | None:
+        """Where an address's (or prefix's) score counts under this aggregation;
+        None for a prefix's that cannot be split among its hosts."""
+        agg = self.config.aggregation
+        if "/" in key:
+            length = int(key.rsplit("/", 1)[1])
+            wanted = agg.ipv6 if ":" in key else agg.ipv4
+            return key if agg.score_by_prefix and length == wanted else None
+        return self._prefix(key, agg.ipv4, agg.ipv6) if agg.score_by_prefix else key
 
     def _prefix(self, address: str, ipv4: int, ipv6: int) -> str:
         """The address's prefix, or the address alone when the prefix would also

@@ -75,6 +75,9 @@ class Daemon:
                                  self.reload, self.remotes.unblocked)
         self.notifier = self._notifier(config)
         self.notifications: set[asyncio.Task[None]] = set()
+        self._reloading = asyncio.Lock()  # one reload at a time, SIGHUP's or a client's
+        self._hup_wanted = False
+        self._hup_task: asyncio.Task[None] | None = None
 
     @staticmethod
     def _notifier(config: Config) -> Notifier | None:
@@ -98,7 +101,7 @@ class Daemon:
                  len(self.engine.signatures), self.backend.name, len(active), len(ended),
                  self.state.skipped)
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, self._sighup)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         if config.control:
@@ -190,9 +193,30 @@ class Daemon:
 
     # ------------------------------------------------------------ reloading
 
+    def _sighup(self) -> None:
+        """SIGHUP (log rotation may send a storm): one reload after the one in
+        progress, however many came meanwhile; it reads the files as they are
+        then. A reload each (a second each) piled up for minutes, and held the
+        threads that the state file and the firewall are written from."""
+        self._hup_wanted = True
+        if self._hup_task is None or self._hup_task.done():
+            self._hup_task = asyncio.create_task(self._hup_reloads())
+
+    async def _hup_reloads(self) -> None:
+        while self._hup_wanted:
+            self._hup_wanted = False
+            try:
+                await self.reload()
+            except Exception as exc:  # noqa: BLE001 - a bug must not end the reloads
+                log.error("reload failed: %s: %s", type(exc).__name__, exc)
+
     async def reload(self) -> dict[str, Any]:
         """Rules, allow-list and policies anew; refuses what a start would refuse,
         applies driver options, and names the changes that wait for a restart."""
+        async with self._reloading:
+            return await self._reload()
+
+    async def _reload(self) -> dict[str, Any]:
         logs.reopen()  # first: a rotated log_file is followed even if the file is broken
         try:
             config = load(self.config_path, self.flags)

@@ -15,7 +15,7 @@ Rules of this file:
 * The blocker scores attempts, not lines (attempts.py): a line adds what its
   detection counted.
 * A reload replaces the blocker with one of the new policy: active blocks,
-  offender history and counters carry over; scores in the window do not.
+  offender history, counters and the scores in the window carry over.
 
 A second source of decisions (another host, a bridge) adds its blocks here
 too, after the local bounds (bounds.py), so that `list`, `why`, expiry and the
@@ -112,8 +112,8 @@ class Decisions:
         return block
 
     def reconfigure(self, config: BlockerConfig) -> None:
-        """A new policy (reload): active blocks, history and counters carry over."""
+        """A new policy (reload): everything the blocker knew carries over,
+        scores in progress included (Blocker.take_over)."""
         fresh = Blocker(config)
-        fresh.restore(self.blocker.active.values(), self.blocker.history)
-        fresh.counters = self.blocker.counters
+        fresh.take_over(self.blocker)
         self.blocker = fresh

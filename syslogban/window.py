@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import socket
 from array import array
+from collections.abc import Iterator
 
 # A free slot, and one whose key was removed (probing goes on past it): the
 # addresses 0.0.0.0 and 0.0.0.1 (never blocked anyway) stay out of the table.
@@ -96,6 +97,13 @@ class Window:
 
     def __len__(self) -> int:
         return len(self._lists) + sum(table.used for table in self._tables)
+
+    def items(self) -> Iterator[tuple[str, list[object]]]:
+        """Every key and its events, the table's unpacked (a reload carries them)."""
+        yield from self._lists.items()
+        for table in self._tables:
+            for number, stamp, info in table.entries():
+                yield socket.inet_ntoa(number.to_bytes(4, "big")), self._events(stamp, info)
 
     def prune(self, horizon: float) -> int:
         """Forgets the keys whose last event is at or before `horizon`; how many."""
@@ -193,6 +201,12 @@ class _Table:
         self.times[slot] = stamp
         self.infos[slot] = info
         self.used += 1
+
+    def entries(self) -> Iterator[tuple[int, float, int]]:
+        """(number, time, info) of every key held."""
+        keys, times, infos = self.keys, self.times, self.infos
+        return ((keys[slot], times[slot], infos[slot])
+                for slot in range(len(keys)) if keys[slot] > _GONE)
 
     def prune(self, horizon: float) -> int:
         keys, times = self.keys, self.times

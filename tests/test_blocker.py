@@ -351,3 +351,76 @@ def test_aggregation_never_makes_a_prefix_that_touches_them() -> None:
     assert {a: block.target for a, block in targets.items() if block} == {
         "1.2.3.4": "1.0.0.0/8", "169.1.2.3": "169.1.2.3",   # 169.0.0.0/8 holds 169.254/16
         "2001:db8::1": "2001::/16", "::2": "::2"}           # ::/16 holds ::
+
+
+# -------------------------------------------------------------- reload
+
+from syslogban.decisions import Decisions  # noqa: E402
+
+
+def reloaded(b: Blocker, config: BlockerConfig) -> Blocker:
+    fresh = Blocker(config)
+    fresh.take_over(b)
+    return fresh
+
+
+@pytest.mark.parametrize("address", ["192.0.2.1", "2001:db8::1"])  # the table, and a list
+def test_a_reload_keeps_the_scores_in_progress(address: str) -> None:
+    """2 attacks, reload, 1 attack: blocked (the new blocker started at 0)."""
+    decisions = Decisions(BlockerConfig())
+    b = decisions.blocker
+    assert [b.observe(attack(address), t) for t in (0, 1)] == [None, None]
+    decisions.reconfigure(BlockerConfig())
+    block = decisions.blocker.observe(attack(address), 2)
+    assert block is not None and block.score == 30 and block.since == 2
+
+
+def test_carried_scores_count_under_the_new_policy() -> None:
+    b = Blocker()
+    b.observe(attack(), 0)
+    b.observe(attack(), 100)
+    b = reloaded(b, BlockerConfig(Policy(threshold=20)))
+    assert b.active == {} and b.tracked() == 1
+    b = reloaded(b, BlockerConfig(Policy(window=50)))  # the attack at 0 is too old now
+    assert b.observe(attack(), 101) is None
+    assert b.observe(attack(), 102).score == 30
+
+
+def test_a_service_given_its_own_policy_on_reload_takes_its_attacks_along() -> None:
+    b = Blocker()
+    ssh = attack(service="sshd", signature="sshd.invalid-user", danger=1)
+    assert b.observe(ssh, 0) is None and b.observe(attack(), 1) is None
+    strict = Policy(threshold=2, window=86400, count_attempts=True)
+    b = reloaded(b, BlockerConfig(services={"sshd": strict}))
+    block = b.observe(ssh, 2)  # the sshd attempt before the reload counts
+    assert block is not None and block.score == 2 and block.signatures == ("sshd.invalid-user",)
+    assert b.observe(ssh._replace(address="192.0.2.2", danger=10), 3) is None
+    b = reloaded(b, BlockerConfig())  # sshd back in the default group, its attempt too
+    assert b.observe(attack("192.0.2.2"), 4) is None
+    assert b.observe(attack("192.0.2.2"), 5).score == 30
+
+
+def test_scoring_by_prefix_after_a_reload_adds_up_the_hosts_scores() -> None:
+    b = Blocker()
+    b.observe(attack("192.0.2.1"), 0)
+    b.observe(attack("192.0.2.2"), 1)
+    b.observe(attack("198.51.100.1"), 2)
+    by_prefix = BlockerConfig(aggregation=Aggregation(ipv4=24, score_by_prefix=True))
+    b = reloaded(b, by_prefix)
+    assert b.tracked() == 2
+    block = b.observe(attack("192.0.2.3"), 3)
+    assert block is not None and block.target == "192.0.2.0/24" and block.score == 30
+    b.observe(attack("203.0.113.1"), 4)
+    assert b.attempts("198.51.100.0/24", 4) == {"postfix": 1}
+    b = reloaded(b, BlockerConfig())  # a prefix's score has no hosts to go back to
+    assert b.tracked() == 0
+
+
+def test_a_reload_keeps_blocks_history_counters_and_adaptive_progress() -> None:
+    adaptive = BlockerConfig(aggregation=Aggregation(adaptive=2))
+    b = Blocker(adaptive)
+    first = hammer(b, attack("192.0.2.1"), 0)
+    b = reloaded(b, adaptive)
+    assert b.active == {"192.0.2.1": first} and b.history["192.0.2.1"].blocks == 1
+    assert b.counters.blocks == 1 and b.next_expiry() == first.until
+    assert hammer(b, attack("192.0.2.2"), 10).target == "192.0.2.0/24"

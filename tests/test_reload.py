@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from netns import netns, nft_json, requires_netns  # noqa: F401 (fixture)
@@ -96,3 +97,55 @@ def _values(right: object) -> list[object]:
     if isinstance(right, dict) and "set" in right:
         return list(right["set"])
     return [right]
+
+
+def _attacks_seen(d: Daemon) -> int:
+    return json.loads(d.ctl_json("status"))["counters"]["blocker"]["attacks"]
+
+
+def test_a_reload_keeps_the_scores_in_progress(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """2 attacks, reload, 1 attack: blocked (the default policy blocks at 3)."""
+    d = start(daemons, tmp_path)
+    first, second, third = attack_lines("192.0.2.1").splitlines(keepends=True)
+    d.send(first + second)
+    d.wait_for(lambda: _attacks_seen(d) == 2, "two attacks")
+    answer = d.ctl("reload")
+    assert answer.returncode == 0, answer.stderr
+    d.send(third)
+    d.wait_for(lambda: d.reported() == ["192.0.2.1"], "the block after the reload")
+
+
+def test_no_attacker_is_missed_in_a_sighup_storm(tmp_path: Path, daemons: list[Daemon]) -> None:
+    """Log rotation reloads too (rsyslog's hup.signal): SIGHUP every 50 ms while
+    300 attackers send their 3 attacks each, interleaved, in writes that each
+    wait for one more reload to be done. Every attacker is blocked (33 of 757
+    were never, in an outside test)."""
+    import threading
+    d = start(daemons, tmp_path, "--block-time", "1h")
+    attackers = [f"198.51.100.{n}" for n in range(1, 151)] + [
+        f"203.0.113.{n}" for n in range(1, 151)]
+    lines = [attack_lines(a).splitlines(keepends=True) for a in attackers]
+    stop = threading.Event()
+
+    def reloads() -> int:
+        return d.log.read_text().count("reloaded: ")
+
+    def hup() -> None:
+        while not stop.wait(0.05):
+            d.proc.send_signal(signal.SIGHUP)
+
+    thread = threading.Thread(target=hup)
+    thread.start()
+    try:
+        for n in range(3):  # every attacker's first attack, then the second, the third
+            for first in range(0, len(attackers), 60):
+                done = reloads()
+                d.send(b"".join(line[n] for line in lines[first:first + 60]))
+                d.wait_for(lambda: reloads() > done, "one more reload")  # noqa: B023
+    finally:
+        stop.set()
+        thread.join()
+    d.wait_for(lambda: _attacks_seen(d) == 3 * len(attackers), "every attack read")
+    missed = set(attackers) - set(d.blocks())
+    assert not missed, (f"{len(missed)} of {len(attackers)} attackers never blocked "
+                        f"({reloads()} reloads)")

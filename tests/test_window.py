@@ -51,6 +51,7 @@ def test_the_window_answers_as_a_dict_of_lists(operations) -> None:
         assert len(window) == len(model)
     for key in set(model) | {"203.0.113.9"}:
         assert window.get(key) == model.get(key)
+    assert dict(window.items()) == model  # what a reload carries
 
 
 @settings(max_examples=20, deadline=None)
