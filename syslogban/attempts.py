@@ -187,8 +187,8 @@ class Accountant:
         elif attempt.front == attack.service and attempt.session is None:
             attempt.session = attack.session
         if not attempt.counted and not serving:  # now it is known whose attempt it is
-            return Counted(attempt.ref, 1, self._settle(attempt, attack.danger))
-        return Counted(attempt.ref, 0, self._raise(attempt, attack.danger))
+            return _new(Counted, (attempt.ref, 1, self._settle(attempt, attack.danger)))
+        return _new(Counted, (attempt.ref, 0, self._raise(attempt, attack.danger)))
 
     def _begin(self, attempts: list[_Attempt], attack: Attack, now: float,
                ref: int, count: int = 1, closed: bool = False) -> Counted:
@@ -201,18 +201,31 @@ class Accountant:
         if len(attempts) > PER_ADDRESS:
             del attempts[0]
         if serving:  # whose attempt it is, its front will tell
-            return Counted(ref, 0, 0)
-        return Counted(ref, count, count * attack.danger)
+            return _new(Counted, (ref, 0, 0))
+        return _new(Counted, (ref, count, count * attack.danger))
 
     def _count(self, attempts: list[_Attempt], attack: Attack, now: float,
                ref: int) -> Counted:
         """A session's summary: N attempts, less those its session already counted."""
         service, session = attack.service, attack.session
-        own = [a for a in reversed(attempts) if not a.closed and a.front == service
-               and session is not None and a.session == session]
-        others = [a for a in attempts if not a.closed and a not in own and (
-            (a.front == service and (a.session is None or session is None))
-            or (a.front is None and service in a.fronts)) and now - a.last <= self.ttl]
+        # One pass: its own session's attempts (newest first), then the others
+        # it may claim: the front's that name no session (or any, where the
+        # line names none) and those with no front yet that it may be.
+        own: list[_Attempt] = []
+        others: list[_Attempt] = []
+        ttl = self.ttl
+        for a in attempts:
+            if a.closed:
+                continue
+            front = a.front
+            if front == service:
+                if session is not None and a.session == session:
+                    own.append(a)
+                elif (a.session is None or session is None) and now - a.last <= ttl:
+                    others.append(a)
+            elif front is None and service in a.fronts and now - a.last <= ttl:
+                others.append(a)
+        own.reverse()
         claimed = (own + others)[:attack.count]
         points = new = 0
         for attempt in claimed:
@@ -228,9 +241,9 @@ class Accountant:
         missing = attack.count - len(claimed)
         first = claimed[0].ref if claimed else ref
         if missing <= 0:
-            return Counted(first, new, points)
+            return _new(Counted, (first, new, points))
         begun = self._begin(attempts, attack, now, ref, missing, closed=True)
-        return Counted(first, new + missing, points + begun.points)
+        return _new(Counted, (first, new + missing, points + begun.points))
 
     @staticmethod
     def _settle(attempt: _Attempt, danger: int) -> int:
@@ -248,6 +261,7 @@ class Accountant:
         return added
 
 
+_new = tuple.__new__  # _new(Counted, fields): without NamedTuple's keyword handling
 _ONES: dict[str, tuple[str]] = {}
 
 
