@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from . import __version__, display
+from . import __version__, display, heap
 from . import config as configuration
 from .blocker import BlockerConfig
 from .check import (DEFAULT_SESSIONS, check_path, default_processes, print_lines, report,
@@ -396,6 +396,7 @@ def _check(args: argparse.Namespace) -> int:
                   config.blocker(configuration.resolve_allow(config.allow)))
     name = "<stdin>" if args.file == "-" else args.file
     out = sys.stderr if args.jsonl else sys.stdout
+    heap.settle()
     with contextlib.ExitStack() as stack:
         path, detections = args.file, sys.stdout if args.jsonl else None
         if args.print_matched or args.print_missed:  # the lines are read twice

@@ -33,7 +33,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from . import __version__, logs, status
+from . import __version__, heap, logs, status
 from .backends import Backend, BackendError, create
 from .blocker import Block
 from .config import Config, load, restart_needed
@@ -274,4 +274,6 @@ def run(config_path: str | None, flags: Any) -> int:
     """`syslogban run`: configure logging, then run the daemon until it stops."""
     config = load(config_path, flags)
     logs.setup(config.log_level, config.log_file)
-    return asyncio.run(Daemon(config, config_path, flags).run())
+    daemon = Daemon(config, config_path, flags)
+    heap.settle()
+    return asyncio.run(daemon.run())
