@@ -82,6 +82,10 @@ class Echoes:
 
     def note(self, record: Record, counted: Counted) -> None:
         last = self._last
+        if record.severity is None:  # no copy can follow it: as good as no line kept
+            if last:
+                last.pop((record.hostname, record.program, record.pid), None)
+            return
         if len(last) >= _ECHO_SOURCES:
             last.clear()  # a forgotten first copy only makes its second count again
         last[(record.hostname, record.program, record.pid)] = (record, counted)
