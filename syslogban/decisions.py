@@ -68,9 +68,11 @@ class Decisions:
             evidence[address] = (line,)
         else:
             evidence.move_to_end(address)
-            kept = lines[1 - EVIDENCE_LINES:]
-            self._characters -= sum(len(e.message) for e in lines[:len(lines) - len(kept)])
-            evidence[address] = (*kept, line)
+            if len(lines) >= EVIDENCE_LINES:  # the oldest make way
+                gone = len(lines) - EVIDENCE_LINES + 1
+                self._characters -= sum(len(e.message) for e in lines[:gone])
+                lines = lines[gone:]
+            evidence[address] = (*lines, line)
         self._characters += len(message)
         while len(evidence) > EVIDENCE_ADDRESSES or (
                 self._characters > EVIDENCE_CHARACTERS and len(evidence) > 1):
