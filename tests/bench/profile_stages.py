@@ -61,6 +61,7 @@ def startup(enable: list[str], engine: str) -> list[tuple[str, float, int]]:
 
 def stages(path: Path, enable: list[str], engine: str,
            daemon: bool) -> list[tuple[str, float, int]]:
+    from syslogban import heap
     from syslogban.attempts import Accountant
     from syslogban.blocker import BlockerConfig
     from syslogban.check import _json
@@ -75,6 +76,7 @@ def stages(path: Path, enable: list[str], engine: str,
     from syslogban.state import State
 
     signatures = select(load_rules(), enable)
+    heap.settle()  # the collector as check and the daemon set it once started
     # check reads the records' own times; the daemon decides on its clock.
     parser = RecordParser(8192, timestamps=not daemon)
     clock = time.process_time  # CPU time: what others running on the machine disturb least
