@@ -42,6 +42,7 @@ from .commands import Commands
 from .decisions import Decisions
 from .enforcer import Enforcer
 from .engine import Engine
+from .errors import os_error
 from .inputs import Inputs
 from .notify import Notifier, NotifyConfig
 from .pipeline import Detection
@@ -75,6 +76,7 @@ class Daemon:
                                  self.reload, self.remotes.unblocked)
         self.notifier = self._notifier(config)
         self.notifications: set[asyncio.Task[None]] = set()
+        self._metrics_failing = False
         self._reloading = asyncio.Lock()  # one reload at a time, SIGHUP's or a client's
         self._hup_wanted = False
         self._hup_task: asyncio.Task[None] | None = None
@@ -188,8 +190,22 @@ class Daemon:
             if self.notifier is not None:
                 await self.notifier.tick(time.time())
             if self.engine.config.metrics_file:
-                from . import metrics  # only when asked for: prometheus_client costs 3 MiB
-                metrics.write(self.engine.config.metrics_file, self.status()["counters"])
+                self._write_metrics(self.engine.config.metrics_file)
+
+    def _write_metrics(self, path: str) -> None:
+        """A metrics file that cannot be written (a full disk, its directory gone)
+        is said once until it can again: it must not end the firewall checks."""
+        from . import metrics  # only when asked for: prometheus_client costs 3 MiB
+        try:
+            metrics.write(path, self.status()["counters"])
+        except OSError as exc:
+            if not self._metrics_failing:
+                log.error("cannot write the metrics file, retrying: %s", os_error(exc))
+            self._metrics_failing = True
+        else:
+            if self._metrics_failing:
+                log.warning("the metrics file is written again: %s", path)
+            self._metrics_failing = False
 
     # ------------------------------------------------------------ reloading
 

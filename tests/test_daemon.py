@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -268,10 +269,11 @@ def test_control_socket_survives_garbage(tmp_path: Path, daemons: list[Daemon]) 
 
 def test_a_second_daemon_does_not_steal_the_socket(tmp_path: Path, daemons: list[Daemon]) -> None:
     start(daemons, tmp_path)
-    second = subprocess.run([*SYSLOGBAN, "run", "--backend", "null",
+    second = subprocess.run([*SYSLOGBAN, "run", "--stdin", "--backend", "null",
                              "--state", str(tmp_path / "other.db"),
                              "--control", str(tmp_path / "control.sock")],
-                            capture_output=True, text=True, timeout=30, cwd=ROOT)
+                            capture_output=True, text=True, timeout=30, cwd=ROOT,
+                            stdin=subprocess.DEVNULL)
     assert second.returncode == 2 and "another syslogban is running" in second.stderr
 
 
@@ -292,6 +294,23 @@ def test_metrics_textfile(tmp_path: Path, daemons: list[Daemon]) -> None:
     text = metrics.read_text()
     assert "# TYPE syslogban_records_read_total counter" in text
     assert 'syslogban_attacks_total{signature="postfix.sasl-auth-failed"} 3' in text
+
+
+def test_a_metrics_file_that_cannot_be_written_stops_nothing(
+        tmp_path: Path, daemons: list[Daemon]) -> None:
+    """Its directory gone: one error line, the housekeeping goes on (the firewall
+    checks share its loop), and the file is written again once it can be."""
+    where = tmp_path / "metrics"
+    where.mkdir()
+    metrics = where / "syslogban.prom"
+    d = start(daemons, tmp_path, "--metrics-file", str(metrics), "--metrics-interval", "1s")
+    d.wait_for(metrics.exists, "the metrics file")
+    shutil.rmtree(where)
+    d.wait_for(lambda: "cannot write the metrics file" in d.log.read_text(), "the error")
+    where.mkdir()
+    d.wait_for(metrics.exists, "the metrics file written again")
+    assert d.log.read_text().count("cannot write the metrics file") == 1
+    assert "the metrics file is written again" in d.log.read_text()
 
 
 def test_block_runs_the_exec_hook_with_the_address_as_its_own_argument(
