@@ -36,7 +36,7 @@ from typing import Any
 from . import __version__, heap, logs, status
 from .backends import Backend, BackendError, create
 from .blocker import Block
-from .config import Config, load, restart_needed
+from .config import Config, ConfigError, load, restart_needed
 from .control import ControlServer
 from .commands import Commands
 from .decisions import Decisions
@@ -286,9 +286,17 @@ class Daemon:
                              self.remotes.status(), self.started, time.time())
 
 
+NO_INPUT = ("run: no input: give --stdin, --omprog or --listen (or `listen` in the "
+            "configuration); a daemon that reads no log takes its blocks only from the "
+            "fleet or CrowdSec, so it needs [fleet] or [crowdsec]")
+
+
 def run(config_path: str | None, flags: Any) -> int:
     """`syslogban run`: configure logging, then run the daemon until it stops."""
     config = load(config_path, flags)
+    if not (config.listen or config.stdin or config.omprog
+            or config.fleet.enabled or config.crowdsec.enabled):
+        raise ConfigError(NO_INPUT)
     logs.setup(config.log_level, config.log_file)
     daemon = Daemon(config, config_path, flags)
     heap.settle()

@@ -83,7 +83,7 @@ class Inputs:
             log.warning("systemd passed a socket no --listen names: %s", sock.getsockname())
         if not (config.listen or config.stdin or config.omprog):
             log.warning("no input (--stdin, --omprog or --listen): no record is read; blocks "
-                        "come only from 'syslogban block' and the fleet or CrowdSec")
+                        "come only from the fleet or CrowdSec and 'syslogban block'")
 
     def close(self) -> None:
         """Stops accepting connections and hands over what is in the inbox."""

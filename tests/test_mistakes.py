@@ -125,11 +125,24 @@ def test_a_bad_pattern_is_said_in_the_terms_of_pattern() -> None:
                          "the repetition number is too large")
 
 
-def test_a_daemon_with_no_input_says_so(tmp_path: Path) -> None:
-    """Legitimate (blocks by hand, from the fleet or CrowdSec), but rarely meant."""
+def test_a_daemon_with_no_input_is_an_error(tmp_path: Path) -> None:
+    """A daemon that reads no log and takes no remote decisions would do nothing."""
+    error = one_error(syslogban("run", "--backend", "null", "--state", str(tmp_path / "s.db"),
+                                "--control", str(tmp_path / "c.sock"),
+                                stdin=subprocess.DEVNULL))
+    assert error.startswith("syslogban: error: run: no input: give --stdin, --omprog or "
+                            "--listen"), error
+    assert not (tmp_path / "s.db").exists()
+
+
+def test_a_daemon_without_input_for_remote_decisions_says_so(tmp_path: Path) -> None:
+    """Legitimate with [crowdsec] or [fleet] (a bouncer host), but said in the log."""
+    config = tmp_path / "syslogban.toml"
+    config.write_text('[crowdsec]\nurl = "http://127.0.0.1:9/"\nbouncer_key = "k"\n')
     log = tmp_path / "daemon.log"
     with open(log, "wb") as err:
         daemon = subprocess.Popen([sys.executable, "-m", "syslogban", "run", "--backend", "null",
+                                   "--config", str(config),
                                    "--state", str(tmp_path / "state.db"),
                                    "--control", str(tmp_path / "c.sock")],
                                   cwd=ROOT, stderr=err, stdin=subprocess.DEVNULL)
@@ -141,3 +154,5 @@ def test_a_daemon_with_no_input_says_so(tmp_path: Path) -> None:
     finally:
         daemon.terminate()
         assert daemon.wait(timeout=30) == 0, log.read_text()
+
+
