@@ -40,7 +40,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "check":  # check reads a configuration only when told (--replay)
         args.config = configuration.config_path(getattr(args, "config", None))
     try:
-        return int(args.func(args))
+        status = int(args.func(args))
+        sys.stdout.flush()  # here, not at exit: a reader gone meanwhile is caught below
+        return status
     except SyslogbanError as exc:
         for line in str(exc).splitlines():  # a configuration: one line per problem
             print(f"syslogban: error: {line}", file=sys.stderr)

@@ -141,6 +141,22 @@ def test_a_reader_that_leaves_early_is_no_error(args: tuple[str, ...]) -> None:
     assert errors == ""
 
 
+def test_a_reader_gone_before_the_output_is_flushed_is_no_error() -> None:
+    """All of the output in stdout's buffer (a pipe's buffer size depends on the
+    machine): the write happens when main flushes, not at exit ('Exception
+    ignored ... BrokenPipeError', status 120)."""
+    code = ("import io, sys; from syslogban.cli import main; sys.stdout = io.TextIOWrapper("
+            "io.BufferedWriter(io.FileIO(1, 'w', closefd=False), 1 << 20)); "
+            "sys.exit(main(['config', 'show']))")
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()
+    errors = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, errors
+    assert errors == ""
+
+
 def test_rules_list_show_check(rules: Path) -> None:
     listing = run("rules", "list", "--rules", str(rules))
     assert re.search(r"^on +demo\.fail +10  login failed$", listing.stdout, re.M)
