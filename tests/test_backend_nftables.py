@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -82,17 +83,24 @@ def test_blocking_again_refreshes_the_timeout(netns: str) -> None:
     assert kernel_elements(netns) == {"192.0.2.1": 7200}
 
 
+def refusal(action: Callable[[], object]) -> str:
+    """What the driver said when it refused `action` (run in the namespace)."""
+    try:
+        action()
+    except BackendError as exc:
+        return str(exc)
+    return "no error"
+
+
 def failing_batch() -> str:
     b = backend()
     b.start()
     now = time.time()
     b.apply([Change(True, "192.0.2.0/24", now + 60)], now)
-    try:  # an interval that overlaps one in the set: the kernel refuses
-        b.apply([Change(True, "203.0.113.1", now + 60), Change(True, "192.0.2.128/25", now + 60),
-                 Change(False, "192.0.2.0/24", 0)], now)
-    except BackendError as exc:
-        return str(exc)
-    return "no error"
+    # an interval that overlaps one in the set: the kernel refuses
+    return refusal(lambda: b.apply([Change(True, "203.0.113.1", now + 60),
+                                    Change(True, "192.0.2.128/25", now + 60),
+                                    Change(False, "192.0.2.0/24", 0)], now))
 
 
 def test_a_batch_with_one_failing_change_changes_nothing(netns: str) -> None:
@@ -105,11 +113,7 @@ def start_without_rights() -> str:
     os.setgroups([])
     os.setgid(65534)  # nobody: no CAP_NET_ADMIN
     os.setuid(65534)
-    try:
-        backend().start()
-    except BackendError as exc:
-        return str(exc)
-    return "no error"
+    return refusal(lambda: backend().start())
 
 
 def test_a_refusal_for_want_of_rights_says_what_it_needs(netns: str) -> None:
